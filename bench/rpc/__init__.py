@@ -1,0 +1,1 @@
+"""RPC benchmark: our framework vs raw uvloop echo, grpcio asyncio and Nameko."""

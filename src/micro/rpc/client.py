@@ -1,0 +1,277 @@
+"""The RPC client: call any service by name, unary or streaming.
+
+Calls to the platform's core services go to the proxy (``MICRO_PROXY``). Calls to other
+services go straight to one of their nodes, found in the registry and picked round robin
+by the :class:`~micro.rpc.selector.Selector`, unless the client is told to send
+everything through the proxy (the CLI does, since a remote server's nodes are not
+reachable from a laptop).
+
+Only a failure to *connect* is retried, on another node: once a request has been sent,
+the handler may have run, so a lost connection is reported, not replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+from micro import errors
+from micro.codec import MSGPACK, codec_for
+from micro.rpc import context
+from micro.rpc.selector import Lookup, Selector
+from micro.rpc.types import ClientCall, ClientMiddleware, Next
+from micro.wire import frames
+from micro.wire.connection import Connection
+from micro.wire.pool import Pool
+from micro.wire.stream import Stream
+
+__all__ = ["CORE_SERVICES", "Client", "ClientStream"]
+
+T = TypeVar("T")
+
+CORE_SERVICES: Final = frozenset(
+    {"registry", "broker", "store", "config", "events", "auth", "runtime", "network", "proxy"}
+)
+"""Services the server itself hosts: always reached through the proxy."""
+
+_NO_REQUEST: Final = object()
+
+
+class ClientStream(Generic[T]):
+    """A streaming call from the caller's side: send requests, iterate responses."""
+
+    def __init__(self, stream: Stream, content_type: str, response_type: Any) -> None:
+        self._stream = stream
+        self._codec = codec_for(content_type)
+        self._response_type = response_type
+
+    async def send(self, message: Any) -> None:
+        """Send one request message (client and bidi streaming)."""
+        await self._stream.send(self._codec.encode(message))
+
+    def close_send(self) -> None:
+        """Say that no more requests will come."""
+        self._stream.end()
+
+    async def recv(self) -> T:
+        """The next response; ``StopAsyncIteration`` at the end; the call's error if it failed."""
+        data = await self._stream.recv()
+        result: T = self._codec.decode(data, self._response_type)
+        return result
+
+    async def response(self) -> T:
+        """For client streaming: close the sending side and wait for the one response."""
+        self.close_send()
+        return await self.recv()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while True:
+            try:
+                item = await self.recv()
+            except StopAsyncIteration:
+                return
+            yield item
+
+    async def close(self) -> None:
+        """Cancel the call if it has not finished."""
+        if not self._stream.finished:
+            self._stream.cancel()
+
+    async def __aenter__(self) -> ClientStream[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Client:
+    """Calls services by name."""
+
+    def __init__(
+        self,
+        *,
+        proxy: str | None = None,
+        lookup: Lookup | None = None,
+        via_proxy: bool = False,
+        content_type: str = MSGPACK,
+        timeout: float = 10.0,
+        retries: int = 2,
+        middleware: Sequence[ClientMiddleware] = (),
+        metadata: dict[str, str] | None = None,
+        pool: Pool | None = None,
+    ) -> None:
+        self.proxy = proxy
+        self.via_proxy = via_proxy or lookup is None
+        self.content_type = content_type
+        self.timeout = timeout
+        self.retries = retries
+        self.metadata = dict(metadata or {})
+        self.pool = pool or Pool()
+        self.selector = Selector(lookup) if lookup is not None else None
+        self._unary: Next = self._send_unary
+        self._open: Next = self._open_stream
+        for mw in reversed(middleware):
+            self._unary = _wrap(mw, self._unary)
+            self._open = _wrap(mw, self._open)
+
+    # -- unary ----------------------------------------------------------------------------
+
+    async def call(
+        self,
+        service: str,
+        endpoint: str,
+        request: Any = None,
+        *,
+        response_type: type[T] | Any = Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+        address: str | None = None,
+        content_type: str | None = None,
+    ) -> Any:
+        """Call ``service``'s ``endpoint`` with ``request``; returns the decoded response."""
+        ct = content_type or self.content_type
+        codec = codec_for(ct)
+        body = codec.encode({} if request is None else request)
+        data = await self.call_raw(
+            service,
+            endpoint,
+            body,
+            content_type=ct,
+            timeout=timeout,
+            metadata=metadata,
+            address=address,
+        )
+        try:
+            return codec.decode(data, response_type)
+        except errors.BadRequest as exc:
+            raise errors.BadGateway(service, f"unexpected response: {exc.detail}") from None
+
+    async def call_raw(
+        self,
+        service: str,
+        endpoint: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+        address: str | None = None,
+    ) -> bytes:
+        """Call with an encoded body and get the encoded response (gateway and CLI use this)."""
+        call = self._client_call(service, endpoint, body, content_type, timeout, metadata, address)
+        data: bytes = await self._unary(call)
+        return data
+
+    # -- streaming ------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        service: str,
+        endpoint: str,
+        request: Any = _NO_REQUEST,
+        *,
+        response_type: type[T] | Any = Any,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
+        address: str | None = None,
+        content_type: str | None = None,
+    ) -> ClientStream[Any]:
+        """Open a streaming call. Pass ``request`` for server streaming; omit it to send
+        messages yourself (client and bidi streaming). Use as ``async with``."""
+        ct = content_type or self.content_type
+        body = None if request is _NO_REQUEST else codec_for(ct).encode(request)
+        call = self._client_call(service, endpoint, body, ct, timeout, metadata, address)
+        call.timeout = timeout  # streams live as long as they are read unless told otherwise
+        stream: Stream = await self._open(call)
+        return ClientStream(stream, ct, response_type)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _client_call(
+        self,
+        service: str,
+        endpoint: str,
+        body: bytes | None,
+        content_type: str | None,
+        timeout: float | None,
+        metadata: dict[str, str] | None,
+        address: str | None,
+    ) -> ClientCall:
+        md = dict(self.metadata)
+        serving = context.current()
+        if serving is not None:
+            for key in context.PROPAGATED:
+                value = serving.metadata.get(key)
+                if value is not None:
+                    md.setdefault(key, value)
+        if metadata:
+            md.update({k.lower(): v for k, v in metadata.items()})
+        wait = self.timeout if timeout is None else timeout
+        left = context.deadline_left()
+        if left is not None:
+            if left <= 0:
+                raise errors.Timeout(service, f"deadline exceeded before calling {service}")
+            wait = min(wait, left)
+        return ClientCall(
+            service, endpoint, md, content_type or self.content_type, body, wait, address
+        )
+
+    async def _send_unary(self, call: ClientCall) -> bytes:
+        header = frames.RequestHeader(
+            call.service,
+            call.endpoint,
+            call.content_type,
+            (call.timeout or 0.0) * 1000,
+            call.metadata,
+        )
+        conn = await self._connect(call)
+        data: bytes = await conn.unary(header, call.body or b"", call.timeout)
+        return data
+
+    async def _open_stream(self, call: ClientCall) -> Stream:
+        header = frames.RequestHeader(
+            call.service,
+            call.endpoint,
+            call.content_type,
+            (call.timeout or 0.0) * 1000,
+            call.metadata,
+        )
+        conn = await self._connect(call)
+        stream: Stream = conn.open_stream(header, call.body)
+        return stream
+
+    async def _connect(self, call: ClientCall) -> Connection:
+        if call.address is not None:
+            return await self.pool.get(call.address)
+        if self.via_proxy or call.service in CORE_SERVICES or self.selector is None:
+            if self.proxy is None:
+                raise errors.ServiceUnavailable(call.service, "no proxy address is configured")
+            return await self.pool.get(self.proxy)
+        namespace = call.metadata.get("micro-namespace", "micro")
+        tried: list[str] = []
+        while True:
+            address = await self.selector.select(call.service, namespace, exclude=tried)
+            conn = self.pool.get_nowait(address)
+            if conn is not None:
+                return conn
+            try:
+                return await self.pool.get(address)
+            except errors.ConnectionError:
+                self.selector.eject(address)
+                tried.append(address)
+                if len(tried) > self.retries:
+                    raise
+
+    async def close(self) -> None:
+        """Close every connection of this client."""
+        await self.pool.close()
+
+
+def _wrap(mw: ClientMiddleware, nxt: Next) -> Next:
+    async def wrapped(call: ClientCall) -> Any:
+        return await mw(call, nxt)
+
+    return wrapped

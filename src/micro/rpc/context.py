@@ -1,0 +1,68 @@
+"""The call being served: its metadata and deadline, visible to handler code.
+
+A handler reads ``micro.context.metadata()`` to see the caller's metadata (gateway
+headers arrive here), and calls it makes to other services inherit what should
+travel: the remaining deadline, the namespace and the trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = ["PROPAGATED", "Call", "current", "deadline_left", "metadata", "namespace"]
+
+PROPAGATED: Final = ("micro-namespace", "traceparent", "tracestate")
+"""Metadata keys that calls made while serving a call carry on."""
+
+
+@dataclass(slots=True)
+class Call:
+    """An incoming call as the server and its middleware see it."""
+
+    service: str
+    endpoint: str
+    metadata: dict[str, str]
+    content_type: str
+    request: Any = None
+    deadline: float | None = None
+    """Loop time by which the caller wants an answer; ``None`` for no deadline."""
+    stream: bool = False
+    peer: str = ""
+    account: Any = None
+    """Set by auth middleware: the verified caller's account."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """Free space for middleware to hand things to the handler."""
+
+
+_current: ContextVar[Call | None] = ContextVar("micro_call", default=None)
+
+
+def current() -> Call | None:
+    """The call this task is serving, or ``None`` outside a handler."""
+    return _current.get()
+
+
+def metadata() -> dict[str, str]:
+    """The metadata of the call being served (empty outside a handler)."""
+    call = _current.get()
+    return call.metadata if call is not None else {}
+
+
+def namespace(default: str = "micro") -> str:
+    """The namespace of the call being served."""
+    return metadata().get("micro-namespace") or default
+
+
+def deadline_left() -> float | None:
+    """Seconds left before the served call's deadline, or ``None``."""
+    call = _current.get()
+    if call is None or call.deadline is None:
+        return None
+    return call.deadline - asyncio.get_running_loop().time()
+
+
+def _set(call: Call) -> None:
+    _current.set(call)

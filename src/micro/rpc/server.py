@@ -1,0 +1,379 @@
+"""The RPC server: serves the endpoints of one or more services on one listener.
+
+It is the :class:`~micro.wire.Dispatcher` of every connection it accepts. Each call runs
+in a task of its own, inside the call's deadline, through the server middleware chain
+(composed once per endpoint at registration, not per call). A call for a service this
+server does not host goes to :attr:`Server.fallback` when set: that is how the proxy
+forwards.
+
+Stopping is graceful: stop accepting, refuse new calls with 503, let in-flight calls
+finish within a grace period, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+from micro import errors
+from micro.codec import Codec, codec_for
+from micro.rpc import context
+from micro.rpc.context import Call
+from micro.rpc.endpoint import Endpoint
+from micro.rpc.types import Handler, ServerMiddleware
+from micro.wire import frames
+from micro.wire.connection import Connection
+from micro.wire.stream import Stream
+from micro.wire.transport import Address, listen, parse_address
+
+__all__ = ["Fallback", "Server"]
+
+log = logging.getLogger("micro.server")
+
+Fallback = Callable[[Connection, int, int, frames.RequestHeader, bytes], None]
+"""Takes a call for a service the server does not host: (conn, stream id, flags, header, body)."""
+
+
+class _Route:
+    __slots__ = ("endpoint", "invoke", "service")
+
+    def __init__(self, service: str, endpoint: Endpoint, invoke: Handler) -> None:
+        self.service = service
+        self.endpoint = endpoint
+        self.invoke = invoke
+
+
+class _Running:
+    """A unary call being served: lets a CANCEL frame or a lost connection cancel its task."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
+        if kind == frames.CANCEL and self.task is not None:
+            self.task.cancel()
+
+    def connection_lost(self, exc: errors.MicroError) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def _final_handler(ep: Endpoint) -> Handler:
+    func = ep.func
+    if ep.kind in ("server", "bidi"):
+        if ep.takes_request:
+
+            async def open_stream(call: Call) -> Any:
+                return func(call.request)
+        else:
+
+            async def open_stream(call: Call) -> Any:
+                return func()
+
+        return open_stream
+    if ep.takes_request:
+
+        async def invoke(call: Call) -> Any:
+            return await func(call.request)
+    else:
+
+        async def invoke(call: Call) -> Any:
+            return await func()
+
+    return invoke
+
+
+def _wrap(mw: ServerMiddleware, nxt: Handler) -> Handler:
+    async def wrapped(call: Call) -> Any:
+        return await mw(call, nxt)
+
+    return wrapped
+
+
+class Server:
+    """Hosts services' endpoints and serves calls to them."""
+
+    def __init__(
+        self,
+        *,
+        middleware: Sequence[ServerMiddleware] = (),
+        max_frame: int = frames.DEFAULT_MAX_FRAME,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> None:
+        self.middleware: list[ServerMiddleware] = list(middleware)
+        self.fallback: Fallback | None = None
+        self.address: Address | None = None
+        self.stats = {"requests": 0, "errors": 0}
+        self._services: dict[str, dict[str, _Route]] = {}
+        self._max_frame = max_frame
+        self._ssl = ssl
+        self._listener: asyncio.Server | None = None
+        self._conns: set[Connection] = set()
+        self._inflight = 0
+        self._stopping = False
+        self._idle: asyncio.Event | None = None
+
+    # -- hosting --------------------------------------------------------------------------
+
+    def add(self, service: str, endpoints: Iterable[Endpoint]) -> None:
+        """Host ``endpoints`` under ``service``; middleware added later does not apply to them."""
+        routes = self._services.setdefault(service, {})
+        for ep in endpoints:
+            if ep.name in routes:
+                raise ValueError(f"endpoint {ep.name} is already served for {service}")
+            handler = _final_handler(ep)
+            for mw in reversed(self.middleware):
+                handler = _wrap(mw, handler)
+            routes[ep.name] = _Route(service, ep, handler)
+
+    def hosts(self, service: str) -> bool:
+        """True when this server hosts ``service`` itself."""
+        return service in self._services
+
+    def endpoints(self, service: str) -> list[Endpoint]:
+        """The endpoints hosted for ``service``."""
+        return [r.endpoint for r in self._services.get(service, {}).values()]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, address: str | Address = "127.0.0.1:0") -> Address:
+        """Listen; returns the bound address (port 0 becomes a real port)."""
+        parsed = parse_address(address) if isinstance(address, str) else address
+        self._listener, self.address = await listen(parsed, self._protocol, ssl=self._ssl)
+        return self.address
+
+    def _protocol(self) -> Connection:
+        return Connection(dispatcher=self, max_frame=self._max_frame)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, drain in-flight calls for up to ``grace`` seconds, then close."""
+        self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+        if self._inflight:
+            self._idle = asyncio.Event()
+            try:
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning("%d calls still running after %.1fs; cancelling", self._inflight, grace)
+        for conn in list(self._conns):
+            conn.close()
+        for conn in list(self._conns):
+            await conn.wait_closed()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
+    # -- Dispatcher -----------------------------------------------------------------------
+
+    def connection_made(self, conn: Connection) -> None:
+        self._conns.add(conn)
+
+    def connection_lost(self, conn: Connection) -> None:
+        self._conns.discard(conn)
+
+    def request_received(
+        self, conn: Connection, stream_id: int, flags: int, payload: bytes
+    ) -> None:
+        try:
+            header, body = frames.split_request(payload)
+        except ValueError as exc:
+            _reply_error(conn, stream_id, errors.BadRequest("micro.server", str(exc)))
+            return
+        routes = self._services.get(header.service)
+        if routes is None:
+            if self.fallback is not None:
+                self.fallback(conn, stream_id, flags, header, body)
+                return
+            _reply_error(
+                conn,
+                stream_id,
+                errors.NotFound(header.service, f"service {header.service} not found"),
+            )
+            return
+        route = routes.get(header.endpoint)
+        error: errors.MicroError | None = None
+        if route is None:
+            error = errors.NotFound(
+                header.service,
+                f"endpoint {header.endpoint} not found for service {header.service}",
+            )
+        elif self._stopping:
+            error = errors.ServiceUnavailable(header.service, f"{header.service} is shutting down")
+        elif route.endpoint.streams != bool(flags & frames.STREAMING):
+            how = "as a stream" if route.endpoint.streams else "as a unary call, not a stream"
+            error = errors.BadRequest(header.service, f"{header.endpoint} must be called {how}")
+        if error is not None:
+            _reply_error(conn, stream_id, error)
+            return
+        assert route is not None
+        self._inflight += 1
+        self.stats["requests"] += 1
+        loop = conn.loop
+        if route.endpoint.kind == "unary":
+            running = _Running()
+            conn.streams[stream_id] = running
+            running.task = loop.create_task(
+                self._serve_unary(conn, stream_id, running, header, body, route)
+            )
+        else:
+            stream = Stream(conn, stream_id)
+            conn.streams[stream_id] = stream
+            if flags & frames.END_STREAM:
+                stream.recv_ended()
+            task = loop.create_task(self._serve_stream(stream, header, body, flags, route))
+            stream.on_cancel = task.cancel
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _call(
+        self, conn: Connection, header: frames.RequestHeader, request: Any, stream: bool
+    ) -> Call:
+        deadline = conn.loop.time() + header.timeout / 1000 if header.timeout > 0 else None
+        call = Call(
+            header.service,
+            header.endpoint,
+            header.metadata,
+            header.content_type,
+            request,
+            deadline,
+            stream,
+            conn.peer,
+        )
+        context._set(call)
+        return call
+
+    async def _serve_unary(
+        self,
+        conn: Connection,
+        stream_id: int,
+        running: _Running,
+        header: frames.RequestHeader,
+        body: bytes,
+        route: _Route,
+    ) -> None:
+        try:
+            codec = codec_for(header.content_type)
+            ep = route.endpoint
+            request = codec.decode(body, ep.request_type) if ep.takes_request else None
+            call = self._call(conn, header, request, False)
+            if call.deadline is not None:
+                async with asyncio.timeout_at(call.deadline):
+                    response = await route.invoke(call)
+            else:
+                response = await route.invoke(call)
+            conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, codec.encode(response)))
+        except BaseException as exc:
+            self._fail(conn, stream_id, header, exc)
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise
+        finally:
+            conn.forget(stream_id, running)
+            self._done()
+
+    async def _serve_stream(
+        self,
+        stream: Stream,
+        header: frames.RequestHeader,
+        body: bytes,
+        flags: int,
+        route: _Route,
+    ) -> None:
+        conn = stream.conn
+        ep = route.endpoint
+        try:
+            codec = codec_for(header.content_type)
+            if ep.kind == "server":
+                raw = await stream.recv() if flags & frames.NO_BODY else body
+                request: Any = codec.decode(raw, ep.request_type) if ep.takes_request else None
+            else:
+                request = _incoming(stream, codec, ep.request_type)
+            call = self._call(conn, header, request, True)
+            if call.deadline is not None:
+                async with asyncio.timeout_at(call.deadline):
+                    await self._answer_stream(stream, codec, ep, route, call)
+            else:
+                await self._answer_stream(stream, codec, ep, route, call)
+        except BaseException as exc:
+            if not stream.finished:
+                error = _as_error(header, exc)
+                if error is not None:
+                    self._count_error(header, exc, error)
+                    stream.fail(error)
+            if not isinstance(exc, Exception | asyncio.CancelledError):
+                raise
+        finally:
+            conn.forget(stream.id, stream)
+            self._done()
+
+    async def _answer_stream(
+        self, stream: Stream, codec: Codec, ep: Endpoint, route: _Route, call: Call
+    ) -> None:
+        result = await route.invoke(call)
+        if ep.kind == "client":
+            stream.conn.send(
+                frames.encode_frame(stream.id, frames.RESPONSE, 0, codec.encode(result))
+            )
+            stream.end_sent()
+            return
+        iterator: AsyncIterator[Any] = result
+        try:
+            async for item in iterator:
+                await stream.send(codec.encode(item))
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        stream.end()
+
+    def _fail(
+        self, conn: Connection, stream_id: int, header: frames.RequestHeader, exc: BaseException
+    ) -> None:
+        error = _as_error(header, exc)
+        if error is not None:
+            self._count_error(header, exc, error)
+            _reply_error(conn, stream_id, error)
+
+    def _count_error(
+        self, header: frames.RequestHeader, exc: BaseException, error: errors.MicroError
+    ) -> None:
+        self.stats["errors"] += 1
+        if error.code >= 500 and not isinstance(exc, errors.MicroError):
+            log.error("%s %s failed: %s", header.service, header.endpoint, exc, exc_info=exc)
+
+    def _done(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+
+def _as_error(header: frames.RequestHeader, exc: BaseException) -> errors.MicroError | None:
+    """The error to send for an exception; ``None`` when nobody is waiting (cancelled)."""
+    if isinstance(exc, errors.MicroError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return errors.Timeout(header.service, f"{header.endpoint} exceeded its deadline")
+    if isinstance(exc, asyncio.CancelledError):
+        return None
+    if isinstance(exc, Exception):
+        return errors.InternalServerError(header.service, f"{header.endpoint}: {exc}")
+    return errors.ServiceUnavailable(header.service, f"{header.service} is shutting down")
+
+
+def _reply_error(conn: Connection, stream_id: int, error: errors.MicroError) -> None:
+    conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, error.to_json()))
+
+
+async def _incoming(stream: Stream, codec: Codec, tp: Any) -> AsyncIterator[Any]:
+    """The caller's messages of a client- or bidi-streaming call, decoded."""
+    while True:
+        try:
+            data = await stream.recv()
+        except StopAsyncIteration:
+            return
+        yield codec.decode(data, tp)

@@ -1,0 +1,275 @@
+"""A multiplexed connection of the native wire, on an ``asyncio.Protocol``.
+
+One connection carries any number of concurrent calls, each a stream id. The caller
+side opens streams (odd ids, counting up); the serving side hands every REQUEST frame to
+its :class:`Dispatcher`. Writes are gathered and flushed once per event-loop turn, so
+64 answers ready in one turn cost one system call, not 64.
+
+When the connection dies every call on it fails at once with :class:`errors.ConnectionError`,
+and nothing else is touched: the other connections of a pool or server go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from micro import errors
+from micro.wire import frames
+from micro.wire.stream import Stream
+
+__all__ = ["Connection", "Dispatcher", "StreamEnd"]
+
+log = logging.getLogger("micro.wire")
+
+
+class StreamEnd(Protocol):
+    """What the connection routes a stream's frames to: a :class:`Stream` or a pending unary call."""
+
+    def frame_received(self, kind: int, flags: int, payload: bytes) -> None: ...
+
+    def connection_lost(self, exc: errors.MicroError) -> None: ...
+
+
+class Dispatcher(Protocol):
+    """The serving side: receives each REQUEST frame of a connection."""
+
+    def request_received(
+        self, conn: Connection, stream_id: int, flags: int, payload: bytes
+    ) -> None:
+        """Start serving one call; must not block."""
+        ...
+
+    def connection_made(self, conn: Connection) -> None: ...
+
+    def connection_lost(self, conn: Connection) -> None: ...
+
+
+class _UnaryCall:
+    """A caller's pending unary call: the cheapest possible stream end."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[bytes]) -> None:
+        self.future = future
+
+    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
+        fut = self.future
+        if fut.done():
+            return
+        if kind == frames.RESPONSE:
+            fut.set_result(payload)
+        elif kind == frames.ERROR:
+            fut.set_exception(errors.from_json(payload))
+        elif kind == frames.MESSAGE or kind == frames.END:
+            fut.set_exception(
+                errors.BadRequest("micro.wire", "endpoint streams; call it as a stream")
+            )
+
+    def connection_lost(self, exc: errors.MicroError) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
+class Connection(asyncio.Protocol):
+    """Either end of one multiplexed connection."""
+
+    def __init__(
+        self,
+        *,
+        dispatcher: Dispatcher | None = None,
+        max_frame: int = frames.DEFAULT_MAX_FRAME,
+        peer: str = "",
+        on_lost: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.paused = False
+        self.streams: dict[int, StreamEnd] = {}
+        self._dispatcher = dispatcher
+        self._decoder = frames.FrameDecoder(max_frame)
+        self._on_lost = on_lost
+        self._next_id = 1
+        self._wbuf: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._closed_future: asyncio.Future[None] = self.loop.create_future()
+        self.close_reason: errors.MicroError | None = None
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self.transport = transport  # type: ignore[assignment]
+        if not self.peer:
+            peer = transport.get_extra_info("peername")
+            self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "unix")
+        if self._dispatcher is not None:
+            self._dispatcher.connection_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self._decoder.feed(data)
+        except frames.ProtocolError as exc:
+            log.warning("closing connection to %s: %s", self.peer, exc)
+            self.abort(errors.BadRequest("micro.wire", f"protocol error: {exc}"))
+            return
+        streams = self.streams
+        for stream_id, kind, flags, payload in received:
+            if kind == frames.REQUEST:
+                if self._dispatcher is None or stream_id in streams:
+                    self.abort(
+                        errors.BadRequest("micro.wire", "protocol error: unexpected request")
+                    )
+                    return
+                self._dispatcher.request_received(self, stream_id, flags, payload)
+            else:
+                end = streams.get(stream_id)
+                if end is not None:
+                    end.frame_received(kind, flags, payload)
+
+    def eof_received(self) -> bool | None:
+        if self._decoder.pending:
+            log.warning("connection to %s ended inside a frame", self.peer)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.close_reason is None:
+            detail = f"connection to {self.peer} lost" + (f": {exc}" if exc else "")
+            self.close_reason = errors.ConnectionError("micro.wire", detail)
+        reason = self.close_reason
+        streams, self.streams = self.streams, {}
+        for end in streams.values():
+            end.connection_lost(reason)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        if not self._closed_future.done():
+            self._closed_future.set_result(None)
+        if self._dispatcher is not None:
+            self._dispatcher.connection_lost(self)
+        if self._on_lost is not None:
+            self._on_lost(self)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes; they go out together at the end of this loop turn."""
+        if self.closed:
+            return
+        self._wbuf.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        buf = self._wbuf
+        if not buf or self.transport is None or self.closed:
+            buf.clear()
+            return
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        buf.clear()
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the socket's write buffer is over its high-water mark."""
+        if self.paused and not self.closed:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self.closed:
+            raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
+
+    # -- calling --------------------------------------------------------------------------
+
+    def _new_id(self) -> int:
+        stream_id = self._next_id
+        self._next_id = stream_id + 2 if stream_id < 0xFFFFFFF0 else 1
+        return stream_id
+
+    async def unary(
+        self, header: frames.RequestHeader, body: bytes, timeout: float | None
+    ) -> bytes:
+        """Make one unary call; returns the response body or raises the call's error."""
+        if self.closed:
+            raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
+        stream_id = self._new_id()
+        fut: asyncio.Future[bytes] = self.loop.create_future()
+        self.streams[stream_id] = _UnaryCall(fut)
+        self.send(frames.encode_request(stream_id, header, body, frames.END_STREAM))
+        timer = None
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, _expire, fut, header)
+        try:
+            return await fut
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | errors.Timeout) and not self.closed:
+                self.send(frames.encode_frame(stream_id, frames.CANCEL))
+            raise
+        finally:
+            self.streams.pop(stream_id, None)
+            if timer is not None:
+                timer.cancel()
+
+    def open_stream(self, header: frames.RequestHeader, body: bytes | None) -> Stream:
+        """Open a streaming call; ``body`` is the one request of a server-streaming call."""
+        if self.closed:
+            raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
+        stream_id = self._new_id()
+        stream = Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        flags = frames.STREAMING | (frames.END_STREAM if body is not None else 0)
+        self.send(frames.encode_request(stream_id, header, body, flags))
+        if body is not None:
+            stream.end_sent()
+        return stream
+
+    def forget(self, stream_id: int, end: Any) -> None:
+        """Drop a finished stream (only if it is still the one registered under that id)."""
+        if self.streams.get(stream_id) is end:
+            del self.streams[stream_id]
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush what is queued and close."""
+        if self.transport is not None and not self.closed:
+            self._flush()
+            self.transport.close()
+
+    def abort(self, reason: errors.MicroError) -> None:
+        """Close at once, failing every call on this connection with ``reason``."""
+        self.close_reason = reason
+        if self.transport is not None and not self.closed:
+            self._wbuf.clear()
+            self.transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is fully closed."""
+        await asyncio.shield(self._closed_future)
+
+
+def _expire(fut: asyncio.Future[bytes], header: frames.RequestHeader) -> None:
+    if not fut.done():
+        fut.set_exception(
+            errors.Timeout(
+                header.service,
+                f"call to {header.service} {header.endpoint} timed out",
+            )
+        )
