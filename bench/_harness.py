@@ -81,9 +81,7 @@ class ServerProcess:
 
     def stderr_tail(self, limit: int = 2000) -> str:
         """Last bytes of the server's stderr, for error messages."""
-        with contextlib.suppress(OSError):
-            return self.stderr_path.read_text(errors="replace")[-limit:]
-        return ""
+        return _tail(self.stderr_path, limit)
 
 
 @contextlib.asynccontextmanager
@@ -127,13 +125,23 @@ async def start_server(
         server._drain = asyncio.create_task(_drain(proc))
         yield server
     except (TimeoutError, EOFError) as exc:
-        tail = stderr_path.read_text(errors="replace")[-2000:]
+        tail = _tail(stderr_path)
         raise RuntimeError(f"server {list(argv)} did not get ready ({exc!r}):\n{tail}") from exc
     finally:
         await _stop(proc, stop_timeout)
         if server is not None and server._drain is not None:
             server._drain.cancel()
-        stderr_path.unlink(missing_ok=True)
+        _remove(stderr_path)
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text(errors="replace")[-limit:]
+    return ""
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 async def _await_ready(proc: asyncio.subprocess.Process) -> tuple[str, int]:
@@ -393,7 +401,8 @@ def print_table(title: str, rows: Sequence[Mapping[str, object]], file: Any = No
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
         ]
         return "  ".join(parts).rstrip()
 

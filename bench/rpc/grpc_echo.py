@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``import bench`` work
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import grpc
+import grpc  # type: ignore[import-untyped, unused-ignore]
 import uvloop
 
 from bench._serve import announce_ready, check_loopback, start_watchdog
@@ -77,10 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
     start_watchdog()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.host, args.port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import struct
 import sys
 from pathlib import Path
@@ -112,7 +113,7 @@ class RawEchoClient:
         transport, protocol = await asyncio.get_running_loop().create_connection(
             _ClientProtocol, check_loopback(host), int(port)
         )
-        return cls(cast(asyncio.Transport, transport), protocol)
+        return cls(transport, protocol)
 
     async def request(self, payload: bytes = REQUEST) -> bytes:
         rid = self._next = (self._next + 1) & 0xFFFFFFFF
@@ -147,10 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args(argv)
     start_watchdog()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.host, args.port))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

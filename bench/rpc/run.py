@@ -108,7 +108,7 @@ def _ratio(a: Any, b: Any) -> float | None:
 def report(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Print the main table and the ratio table; return the ratio rows."""
     print_table(
-        "RPC echo {\"name\":\"John\"} -> {\"msg\":\"Hello John\"} (medians)",
+        'RPC echo {"name":"John"} -> {"msg":"Hello John"} (medians)',
         [
             {
                 "target": r["target"],
@@ -132,8 +132,8 @@ def report(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out: dict[str, Any] = {"target": r["target"], "in flight": r["concurrency"]}
         for base in BASELINES:
             b = by_key.get((base, r["concurrency"]), {})
-            out[f"calls/s x{base}"] = _ratio(r.get("calls_per_s"), b.get("calls_per_s"))
-            out[f"CPU/call x{base}"] = _ratio(r.get("server_cpu_us"), b.get("server_cpu_us"))
+            out[f"calls/s vs {base}"] = _ratio(r.get("calls_per_s"), b.get("calls_per_s"))
+            out[f"CPU/call vs {base}"] = _ratio(r.get("server_cpu_us"), b.get("server_cpu_us"))
         ratios.append(out)
     if ratios:
         print_table("Ratios (same in-flight count; CPU = server process only)", ratios)
@@ -155,7 +155,9 @@ async def amain(args: argparse.Namespace) -> int:
                 rows.append(await measure(TARGETS[name], conc, args))
             except Exception as exc:  # one broken target must not lose the others
                 print(f"{name} @ {conc} failed: {exc}", file=sys.stderr)
-                rows.append({"target": name, "concurrency": conc, "status": f"failed: {exc!r}"[:200]})
+                rows.append(
+                    {"target": name, "concurrency": conc, "status": f"failed: {exc!r}"[:200]}
+                )
     ratios = report(rows)
     path = write_results(
         args.out,

@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from micro import client, context, errors, registry
+    import micro.client as client
+    import micro.context as context
+    import micro.errors as errors
+    import micro.registry as registry
     from micro.service import Service
 
 __all__ = ["Service", "__version__", "client", "context", "errors", "registry"]

@@ -42,7 +42,15 @@ def skip_reason() -> str | None:
 
 
 def server_argv(tag: str) -> list[str]:
-    return [str(VENV_PYTHON), str(HERE / "service.py"), "serve", "--amqp-uri", AMQP_URI, "--tag", tag]
+    return [
+        str(VENV_PYTHON),
+        str(HERE / "service.py"),
+        "serve",
+        "--amqp-uri",
+        AMQP_URI,
+        "--tag",
+        tag,
+    ]
 
 
 def broker_pids() -> list[int]:
@@ -69,37 +77,41 @@ async def run_client(
     proc = await asyncio.create_subprocess_exec(
         str(VENV_PYTHON),
         str(HERE / "client.py"),
-        "--amqp-uri", AMQP_URI,
-        "--tag", tag,
-        "--concurrency", str(concurrency),
-        "--calls", str(calls),
-        "--warmup", str(warmup),
-        "--max-seconds", str(max_seconds),
+        "--amqp-uri",
+        AMQP_URI,
+        "--tag",
+        tag,
+        "--concurrency",
+        str(concurrency),
+        "--calls",
+        str(calls),
+        "--warmup",
+        str(warmup),
+        "--max-seconds",
+        str(max_seconds),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=str(REPO_ROOT),
         limit=2**26,  # the RESULT line carries every latency
     )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     stderr_task = asyncio.create_task(proc.stderr.read())
     # Startup (64 connections) + warmup + measured phase, each time-capped.
     budget = 60.0 + 2 * (max_seconds + 30.0)
     try:
         async with asyncio.timeout(budget):
-            line = await proc.stdout.readline()
-            if line.strip() != b"WARM":
-                raise RuntimeError(f"nameko client: expected WARM, got {line[:200]!r}")
+            await _expect(proc.stdout, b"WARM")
             if window is not None:
                 window.start()
             proc.stdin.write(b"GO\n")
             await proc.stdin.drain()
-            line = await proc.stdout.readline()
+            line = await _expect(proc.stdout, b"RESULT ")
             if window is not None:
                 window.stop()
-            if not line.startswith(b"RESULT "):
-                raise RuntimeError(f"nameko client: expected RESULT, got {line[:200]!r}")
-            data = json.loads(line[len(b"RESULT "):])
+            data = json.loads(line[len(b"RESULT ") :])
             code = await proc.wait()
     except Exception as exc:
         await _kill(proc)
@@ -119,3 +131,13 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
+
+
+async def _expect(stream: asyncio.StreamReader, prefix: bytes) -> bytes:
+    """Next stdout line starting with ``prefix``; other lines (library chatter) are skipped."""
+    while True:
+        line = await stream.readline()
+        if not line:
+            raise EOFError(f"nameko client exited before {prefix.decode().strip()}")
+        if line.startswith(prefix):
+            return line

@@ -110,6 +110,7 @@ class Server:
         self.address: Address | None = None
         self.stats = {"requests": 0, "errors": 0}
         self._services: dict[str, dict[str, _Route]] = {}
+        self._internal: dict[str, _Route] = {}
         self._max_frame = max_frame
         self._ssl = ssl
         self._listener: asyncio.Server | None = None
@@ -130,6 +131,11 @@ class Server:
             for mw in reversed(self.middleware):
                 handler = _wrap(mw, handler)
             routes[ep.name] = _Route(service, ep, handler)
+
+    def add_internal(self, endpoints: Iterable[Endpoint]) -> None:
+        """Serve ``endpoints`` under every hosted service name (``Debug.*``), unadvertised."""
+        for ep in endpoints:
+            self._internal[ep.name] = _Route("", ep, _final_handler(ep))
 
     def hosts(self, service: str) -> bool:
         """True when this server hosts ``service`` itself."""
@@ -196,7 +202,7 @@ class Server:
                 errors.NotFound(header.service, f"service {header.service} not found"),
             )
             return
-        route = routes.get(header.endpoint)
+        route = routes.get(header.endpoint) or self._internal.get(header.endpoint)
         error: errors.MicroError | None = None
         if route is None:
             error = errors.NotFound(

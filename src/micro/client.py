@@ -1,0 +1,82 @@
+"""Call other services by name, from a service, a script or a test::
+
+    rsp = await micro.client.call("helloworld", "Helloworld.Call", {"name": "John"})
+
+Inside a running :class:`micro.Service` these use that service's client (its namespace,
+its middleware); elsewhere a client configured from the environment: ``MICRO_PROXY``, or
+the current environment of ``micro env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from micro.envs import resolve_proxy
+from micro.rpc.client import Client, ClientStream
+from micro.rpc.types import ClientMiddleware
+from micro.settings import Settings, load
+
+__all__ = ["Client", "ClientStream", "call", "default", "new_client", "set_default", "stream"]
+
+_defaults: dict[asyncio.AbstractEventLoop, Client] = {}
+
+
+def new_client(
+    settings: Settings | None = None,
+    *,
+    via_proxy: bool = False,
+    namespace: str | None = None,
+    middleware: Sequence[ClientMiddleware] = (),
+    proxy: str | None = None,
+) -> Client:
+    """A client for this environment: core services through the proxy, other services
+    direct to their nodes (or everything through the proxy with ``via_proxy``)."""
+    from micro.registry.client import RPCRegistry
+
+    settings = settings or load()
+    if proxy is None:
+        _, proxy = resolve_proxy(settings)
+    ns = namespace or settings.namespace or "micro"
+    holder: list[Client] = []
+
+    async def lookup(service: str, domain: str) -> list[str]:
+        registry = RPCRegistry(holder[0])
+        services = await registry.get_service(service, domain=domain)
+        return [node.address for svc in services for node in svc.nodes]
+
+    client = Client(
+        proxy=proxy,
+        lookup=None if via_proxy else lookup,
+        middleware=middleware,
+        metadata={"micro-namespace": ns},
+    )
+    holder.append(client)
+    return client
+
+
+def default() -> Client:
+    """The client of the running service, or one made from the environment."""
+    loop = asyncio.get_running_loop()
+    client = _defaults.get(loop)
+    if client is None:
+        for stale in [lp for lp in _defaults if lp.is_closed()]:
+            del _defaults[stale]
+        client = _defaults[loop] = new_client()
+    return client
+
+
+def set_default(client: Client) -> None:
+    """Make ``client`` what :func:`call` and :func:`stream` use on this event loop."""
+    _defaults[asyncio.get_running_loop()] = client
+
+
+async def call(service: str, endpoint: str, request: Any = None, **options: Any) -> Any:
+    """Call an endpoint; see :meth:`micro.rpc.client.Client.call` for the options."""
+    return await default().call(service, endpoint, request, **options)
+
+
+async def stream(service: str, endpoint: str, *args: Any, **options: Any) -> ClientStream[Any]:
+    """Open a streaming call; see :meth:`micro.rpc.client.Client.stream`."""
+    return await default().stream(service, endpoint, *args, **options)

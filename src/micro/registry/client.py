@@ -1,0 +1,99 @@
+"""The registry as seen by services and the CLI: the ``registry`` RPC service behind the proxy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from micro.registry.base import DEFAULT_DOMAIN, Registry, Result, Service, Watcher
+from micro.registry.proto import GetResponse, ListResponse, Options, RegisterRequest
+from micro.rpc.client import Client, ClientStream
+
+__all__ = ["RPCRegistry"]
+
+_SERVICE = "registry"
+
+
+class _RPCWatcher(Watcher):
+    def __init__(self, client: Client, request: dict[str, Any]) -> None:
+        self._client = client
+        self._request = request
+        self._stream: ClientStream[Result] | None = None
+        self._stopped = False
+
+    def __aiter__(self) -> AsyncIterator[Result]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Result]:
+        while True:
+            try:
+                yield await self.next()
+            except StopAsyncIteration:
+                return
+
+    async def next(self) -> Result:
+        if self._stopped:
+            raise StopAsyncIteration
+        if self._stream is None:
+            self._stream = await self._client.stream(
+                _SERVICE, "Registry.Watch", self._request, response_type=Result
+            )
+        result: Result = await self._stream.recv()
+        return result
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._stream is not None:
+            await self._stream.close()
+
+
+class RPCRegistry(Registry):
+    """Calls the ``registry`` service; what user services and the CLI get by default."""
+
+    name = "rpc"
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def register(
+        self, service: Service, *, ttl: float | None = None, domain: str = DEFAULT_DOMAIN
+    ) -> None:
+        req = RegisterRequest(
+            service.name,
+            service.version,
+            service.metadata,
+            service.endpoints,
+            service.nodes,
+            options=Options(ttl=ttl or 0, domain=domain),
+        )
+        await self._client.call(_SERVICE, "Registry.Register", req)
+
+    async def deregister(self, service: Service, *, domain: str = DEFAULT_DOMAIN) -> None:
+        req = RegisterRequest(
+            service.name,
+            service.version,
+            service.metadata,
+            service.endpoints,
+            service.nodes,
+            options=Options(domain=domain),
+        )
+        await self._client.call(_SERVICE, "Registry.Deregister", req)
+
+    async def get_service(self, name: str, *, domain: str = DEFAULT_DOMAIN) -> list[Service]:
+        req = {"service": name, "options": {"domain": domain}}
+        rsp = await self._client.call(
+            _SERVICE, "Registry.GetService", req, response_type=GetResponse
+        )
+        services: list[Service] = rsp.services
+        return services
+
+    async def list_services(self, *, domain: str = DEFAULT_DOMAIN) -> list[Service]:
+        req = {"options": {"domain": domain}}
+        rsp = await self._client.call(
+            _SERVICE, "Registry.ListServices", req, response_type=ListResponse
+        )
+        services: list[Service] = rsp.services
+        return services
+
+    def watch(self, *, service: str | None = None, domain: str = DEFAULT_DOMAIN) -> Watcher:
+        return _RPCWatcher(self._client, {"service": service or "", "options": {"domain": domain}})

@@ -1,0 +1,156 @@
+"""``micro server``: the whole platform in one process, and ``micro service <block>``: one block.
+
+The core services are hosted in-process on the proxy's listener, so a call to the
+registry costs no extra hop; a call to any other service is forwarded to one of its
+nodes by :class:`~micro.server.proxy.Forwarder`. Core services register in the registry
+(domain ``micro``) at the proxy's address, so ``micro services`` lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from micro.debug import Debug
+from micro.registry.base import Node, Registry, Service
+from micro.registry.handler import Registry as RegistryHandler
+from micro.rpc.endpoint import endpoints_of
+from micro.rpc.server import Server
+from micro.server import plugins, profiles
+from micro.server.proxy import Forwarder
+from micro.settings import Settings
+
+__all__ = ["BLOCKS", "MicroServer", "serve_block"]
+
+log = logging.getLogger("micro.server")
+
+BLOCKS = ("registry",)
+"""Blocks that ``micro service <block>`` can run alone."""
+
+
+def build_registry(settings: Settings) -> Registry:
+    """The registry backend the profile (or ``MICRO_REGISTRY``) names."""
+    name = profiles.plugin_for("registry", settings)
+    cls = plugins.load("registry", name)
+    if name == "rpc":
+        raise ValueError("the server cannot use the rpc registry: it hosts the registry itself")
+    registry: Registry = cls()
+    return registry
+
+
+def _handlers(block: str, backend: Any) -> list[Any]:
+    if block == "registry":
+        return [RegistryHandler(backend)]
+    raise ValueError(f"unknown block {block!r}")
+
+
+class MicroServer:
+    """The platform: core blocks plus the proxy, on one listener."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rpc = Server()
+        self.registry: Registry | None = None
+        self.forwarder: Forwarder | None = None
+        self.address = ""
+
+    async def start(self) -> None:
+        """Build the blocks, listen, register the core services."""
+        self.registry = build_registry(self.settings)
+        for handler in _handlers("registry", self.registry):
+            self.rpc.add("registry", endpoints_of(handler))
+        self.rpc.add_internal(endpoints_of(Debug(self.rpc.stats)))
+        self.forwarder = Forwarder(self.registry)
+        self.rpc.fallback = self.forwarder
+        bound = await self.rpc.start(self.settings.proxy_address)
+        self.address = _advertised(str(bound))
+        await self.forwarder.start()
+        for name in BLOCKS:
+            await self.registry.register(
+                Service(
+                    name=name,
+                    version="latest",
+                    nodes=[Node(id=f"{name}-{os.getpid()}", address=self.address)],
+                    endpoints=[],
+                ),
+                domain="micro",
+            )
+        self._write_state()
+        log.info("Serving proxy on %s", self.address)
+
+    def _write_state(self) -> None:
+        folder = self.settings.home / "server"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = {"pid": os.getpid(), "proxy": self.address}
+        (folder / "server.json").write_text(json.dumps(state))
+
+    async def stop(self) -> None:
+        """Stop forwarding and serving; in-flight calls get a short grace period."""
+        if self.forwarder is not None:
+            await self.forwarder.stop()
+        await self.rpc.stop(grace=5.0)
+        if self.registry is not None:
+            await self.registry.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.home / "server" / "server.json").unlink()
+
+
+def _advertised(bound: str) -> str:
+    host, _, port = bound.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        return f"127.0.0.1:{port}"
+    return bound
+
+
+async def _serve_until_signal(
+    start: Callable[[], Awaitable[None]],
+    stop: Callable[[], Awaitable[None]],
+    ready_line: Callable[[], str],
+) -> None:
+    """Start, print the ready line (what scripts and the test fixture wait for), serve
+    until SIGTERM or SIGINT, stop."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopped.set)
+    await start()
+    try:
+        print(ready_line(), flush=True)
+        await stopped.wait()
+    finally:
+        await stop()
+
+
+async def run_server(settings: Settings) -> None:
+    """Run ``micro server`` until SIGTERM or SIGINT."""
+    server = MicroServer(settings)
+    await _serve_until_signal(
+        server.start, server.stop, lambda: f"micro server ready: proxy {server.address}"
+    )
+
+
+async def serve_block(block: str, settings: Settings, address: str) -> None:
+    """Run one block alone as its own service (``micro service <block>``)."""
+    if block not in BLOCKS:
+        raise ValueError(f"unknown block {block!r}; known blocks: {', '.join(BLOCKS)}")
+    backend = build_registry(settings)
+    rpc = Server()
+    for handler in _handlers(block, backend):
+        rpc.add(block, endpoints_of(handler))
+    rpc.add_internal(endpoints_of(Debug(rpc.stats)))
+    bound: list[str] = []
+
+    async def start() -> None:
+        bound.append(_advertised(str(await rpc.start(address))))
+
+    async def stop() -> None:
+        await rpc.stop(grace=5.0)
+        await backend.close()
+
+    await _serve_until_signal(start, stop, lambda: f"micro service {block} ready: {bound[0]}")

@@ -1,0 +1,42 @@
+"""The plugin table: which class implements a block under which name.
+
+Built-in names come first; a third party adds its own through the entry-point group
+``micro.<block>`` (``[project.entry-points."micro.store"] mystore = "pkg.mod:MyStore"``).
+An unknown name fails with the list of the names that are known.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+__all__ = ["BUILTIN", "known", "load"]
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "registry": {
+        "memory": "micro.registry.memory:MemoryRegistry",
+        "rpc": "micro.registry.client:RPCRegistry",
+    },
+}
+
+
+def known(block: str) -> list[str]:
+    """Every plugin name available for ``block``, sorted."""
+    names = set(BUILTIN.get(block, {}))
+    names.update(ep.name for ep in entry_points(group=f"micro.{block}"))
+    return sorted(names)
+
+
+def load(block: str, name: str) -> Any:
+    """The class registered for ``block`` under ``name``; ``ValueError`` if there is none."""
+    if block not in BUILTIN:
+        raise ValueError(f"unknown block {block!r}; known blocks: {', '.join(sorted(BUILTIN))}")
+    target = BUILTIN[block].get(name)
+    if target is None:
+        for ep in entry_points(group=f"micro.{block}"):
+            if ep.name == name:
+                return ep.load()
+        raise ValueError(f"unknown {block} plugin {name!r}; known: {', '.join(known(block))}")
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -1,0 +1,180 @@
+"""The proxy: forwards calls for services the server does not host to one of their nodes.
+
+It reads only the request header (service, namespace) and relays bodies as bytes, so a
+JSON body from the CLI reaches the service untouched. Unary calls are relayed as one
+request and one response; streams are pumped both ways with flow control on each leg.
+A node that refuses the connection is ejected and the call goes to another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from micro import errors
+from micro.registry.base import Registry, Result
+from micro.rpc.selector import Selector
+from micro.wire import frames
+from micro.wire.connection import Connection
+from micro.wire.pool import Pool
+from micro.wire.stream import Stream
+
+__all__ = ["Forwarder"]
+
+log = logging.getLogger("micro.proxy")
+
+
+class _Pending:
+    """A forwarded unary call: lets the caller's CANCEL reach the forwarding task."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
+        if kind == frames.CANCEL and self.task is not None:
+            self.task.cancel()
+
+    def connection_lost(self, exc: errors.MicroError) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+class Forwarder:
+    """The server's fallback for calls to services it does not host."""
+
+    def __init__(self, registry: Registry, *, retries: int = 2) -> None:
+        self._registry = registry
+        self._pool = Pool()
+        self._selector = Selector(self._lookup, ttl=30.0)
+        self._retries = retries
+        self._watch_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Keep the route cache fresh from the registry's changes."""
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        watcher = self._registry.watch(domain="*")
+        try:
+            async for result in watcher:
+                self._changed(result)
+        finally:
+            await watcher.stop()
+
+    def _changed(self, result: Result) -> None:
+        self._selector.invalidate(result.service.name)
+
+    async def _lookup(self, service: str, namespace: str) -> list[str]:
+        try:
+            found = await self._registry.get_service(service, domain=namespace)
+        except errors.NotFound:
+            raise errors.NotFound("micro.proxy", f"service {service} not found") from None
+        return [node.address for svc in found for node in svc.nodes]
+
+    async def stop(self) -> None:
+        """Stop forwarding and close connections to nodes."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        for task in list(self._tasks):
+            task.cancel()
+        await self._pool.close()
+
+    # -- forwarding -----------------------------------------------------------------------
+
+    def __call__(
+        self,
+        conn: Connection,
+        stream_id: int,
+        flags: int,
+        header: frames.RequestHeader,
+        body: bytes,
+    ) -> None:
+        loop = conn.loop
+        if flags & frames.STREAMING:
+            down = Stream(conn, stream_id)
+            conn.streams[stream_id] = down
+            if flags & frames.END_STREAM:
+                down.recv_ended()
+            task = loop.create_task(self._forward_stream(down, header, body, flags))
+            down.on_cancel = task.cancel
+        else:
+            pending = _Pending()
+            conn.streams[stream_id] = pending
+            task = pending.task = loop.create_task(
+                self._forward_unary(conn, stream_id, pending, header, body)
+            )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upstream(self, header: frames.RequestHeader) -> Connection:
+        namespace = header.metadata.get("micro-namespace") or "micro"
+        tried: list[str] = []
+        while True:
+            address = await self._selector.select(header.service, namespace, exclude=tried)
+            try:
+                return await self._pool.get(address)
+            except errors.ConnectionError:
+                self._selector.eject(address)
+                tried.append(address)
+                if len(tried) > self._retries:
+                    raise
+
+    async def _forward_unary(
+        self,
+        conn: Connection,
+        stream_id: int,
+        pending: _Pending,
+        header: frames.RequestHeader,
+        body: bytes,
+    ) -> None:
+        try:
+            upstream = await self._upstream(header)
+            timeout = header.timeout / 1000 if header.timeout > 0 else None
+            data = await upstream.unary(header, body, timeout)
+            conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))
+        except errors.MicroError as exc:
+            conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, exc.to_json()))
+        except asyncio.CancelledError:
+            pass
+        finally:
+            conn.forget(stream_id, pending)
+
+    async def _forward_stream(
+        self, down: Stream, header: frames.RequestHeader, body: bytes, flags: int
+    ) -> None:
+        up: Stream | None = None
+        pump: asyncio.Task[None] | None = None
+        try:
+            upstream = await self._upstream(header)
+            first = None if flags & frames.NO_BODY else body
+            up = upstream.open_stream(header, first)
+            if first is None:
+                pump = asyncio.get_running_loop().create_task(_pump(down, up))
+            await _pump(up, down)
+        except errors.MicroError as exc:
+            if not down.finished:
+                down.fail(exc)
+        except asyncio.CancelledError:
+            if up is not None:
+                up.cancel()
+        finally:
+            if pump is not None:
+                pump.cancel()
+            down.conn.forget(down.id, down)
+
+
+async def _pump(src: Stream, dst: Stream) -> None:
+    """Copy messages from ``src`` to ``dst`` until the end; errors travel on."""
+    while True:
+        try:
+            data = await src.recv()
+        except StopAsyncIteration:
+            dst.end()
+            return
+        await dst.send(data)

@@ -1,0 +1,205 @@
+"""``micro.Service``: a named, versioned service that serves handlers and registers itself.
+
+Lifecycle (:meth:`Service.run` does all of it): listen on a free port, register with
+endpoint schemas and a TTL, re-register on a timer (so a restarted registry recovers and
+a dead node expires), serve until SIGTERM/SIGINT, then deregister and drain in-flight
+calls before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Sequence
+
+from micro import client as client_module
+from micro import errors
+from micro.debug import Debug
+from micro.log import configure
+from micro.registry.base import Endpoint as RegistryEndpoint
+from micro.registry.base import Node, Registry
+from micro.registry.base import Service as ServiceRecord
+from micro.rpc.client import Client
+from micro.rpc.endpoint import Endpoint, endpoints_of
+from micro.rpc.server import Server
+from micro.rpc.types import ClientMiddleware, ServerMiddleware
+from micro.settings import Settings, load
+from micro.wire.transport import Address, run
+
+__all__ = ["Service"]
+
+log = logging.getLogger("micro.service")
+
+
+class Service:
+    """A service: give it handlers, then :meth:`run` it."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        version: str | None = None,
+        address: str | None = None,
+        metadata: dict[str, str] | None = None,
+        middleware: Sequence[ServerMiddleware] = (),
+        client_middleware: Sequence[ClientMiddleware] = (),
+        settings: Settings | None = None,
+        registry: Registry | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.settings = settings or load()
+        # The runtime's variables win over the code's defaults, so `micro run --name` works.
+        resolved = self.settings.service_name or name
+        if not resolved:
+            raise ValueError("a service needs a name: Service('name') or MICRO_SERVICE_NAME")
+        self.name = resolved
+        self.version = self.settings.service_version or version or "latest"
+        self.namespace = self.settings.namespace or "micro"
+        self.metadata = dict(metadata or {})
+        self.node_id = f"{self.name}-{uuid.uuid4()}"
+        self._listen = address or self.settings.service_address
+        self._server = Server(middleware=middleware)
+        self._client = client
+        self._client_middleware = client_middleware
+        self._registry = registry
+        self._endpoints: list[Endpoint] = []
+        self._address: Address | None = None
+        self._register_task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Event | None = None
+        self._server.add_internal(endpoints_of(Debug(self._server.stats)))
+
+    # -- building -------------------------------------------------------------------------
+
+    def handle(self, handler: object, *, name: str | None = None) -> None:
+        """Serve every public async method of ``handler`` as ``<Name>.<Method>``."""
+        eps = endpoints_of(handler, name=name)
+        self._server.add(self.name, eps)
+        self._endpoints.extend(eps)
+
+    # -- parts ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        """The client this service calls others with (made on first use)."""
+        if self._client is None:
+            self._client = client_module.new_client(
+                self.settings, namespace=self.namespace, middleware=self._client_middleware
+            )
+        return self._client
+
+    @property
+    def registry(self) -> Registry:
+        """Where this service registers (the ``registry`` service unless given)."""
+        if self._registry is None:
+            from micro.registry.client import RPCRegistry
+
+            self._registry = RPCRegistry(self.client)
+        return self._registry
+
+    @property
+    def address(self) -> str:
+        """The address other nodes reach this service at (after :meth:`start`)."""
+        if self._address is None:
+            raise RuntimeError("the service is not started")
+        host = self.settings.service_advertise
+        if host:
+            return host
+        bound = self._address
+        if bound.is_unix:
+            return str(bound)
+        shown = bound.host if bound.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return f"{shown}:{bound.port}"
+
+    def record(self) -> ServiceRecord:
+        """This service as the registry stores it."""
+        return ServiceRecord(
+            name=self.name,
+            version=self.version,
+            metadata=self.metadata,
+            endpoints=[
+                RegistryEndpoint(
+                    name=ep.name,
+                    request=ep.request_schema(),
+                    response=ep.response_schema(),
+                    metadata=ep.metadata,
+                )
+                for ep in self._endpoints
+            ],
+            nodes=[Node(id=self.node_id, address=self.address, metadata={"protocol": "micro"})],
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, register, and keep the registration fresh."""
+        self._address = await self._server.start(self._listen)
+        self._server.fallback = None
+        client_module.set_default(self.client)
+        log.info("Starting [service] %s on %s", self.name, self.address)
+        await self._register(first=True)
+        self._register_task = asyncio.get_running_loop().create_task(self._keep_registered())
+
+    async def _register(self, *, first: bool = False) -> bool:
+        try:
+            await self.registry.register(
+                self.record(), ttl=self.settings.register_ttl, domain=self.namespace
+            )
+        except errors.MicroError as exc:
+            level = logging.WARNING if first else logging.ERROR
+            log.log(level, "cannot register %s: %s (will retry)", self.name, exc.detail)
+            return False
+        return True
+
+    async def _keep_registered(self) -> None:
+        interval = self.settings.register_interval
+        retry = min(1.0, interval)
+        ok = True
+        while True:
+            await asyncio.sleep(interval if ok else retry)
+            ok = await self._register()
+            retry = min(retry * 2, interval)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Deregister, drain in-flight calls for up to ``grace`` seconds, close."""
+        if self._register_task is not None:
+            self._register_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._register_task
+            self._register_task = None
+        if self._address is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await self.registry.deregister(self.record(), domain=self.namespace)
+            except (errors.MicroError, TimeoutError) as exc:
+                log.warning("cannot deregister %s: %s", self.name, exc)
+        await self._server.stop(grace)
+        if self._client is not None:
+            await self._client.close()
+        log.info("Stopped [service] %s", self.name)
+
+    async def serve(self) -> None:
+        """Start, serve until SIGTERM or SIGINT (or :meth:`shutdown`), then stop."""
+        self._stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stopped.set)
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+
+    def shutdown(self) -> None:
+        """Ask a serving service to stop (what SIGTERM does)."""
+        if self._stopped is not None:
+            self._stopped.set()
+
+    def run(self) -> None:
+        """Serve until told to stop: the usual last line of a service's ``main.py``."""
+        configure(self.settings.log_level, self.settings.log_format)
+        with contextlib.suppress(KeyboardInterrupt):
+            run(self.serve())

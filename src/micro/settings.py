@@ -1,0 +1,92 @@
+"""Settings from ``MICRO_*`` variables: one variable per setting, same meaning everywhere.
+
+Read once per process with :func:`load`; commands turn their flags into the same
+variables, so a flag and its variable can never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_PROXY", "Settings", "home", "load"]
+
+DEFAULT_PROXY = "127.0.0.1:8081"
+
+
+def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{key} must be positive")
+    return value
+
+
+def home(environ: Mapping[str, str] | None = None) -> Path:
+    """``MICRO_HOME`` (default ``~/.micro``), created with mode 0700."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("MICRO_HOME") or Path.home() / ".micro").expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a process of the platform reads from its environment."""
+
+    home: Path
+    profile: str = "local"
+    proxy: str | None = None
+    """``MICRO_PROXY``: overrides the current environment's proxy address."""
+    env: str | None = None
+    namespace: str | None = None
+    api_address: str = "127.0.0.1:8080"
+    proxy_address: str = "127.0.0.1:8081"
+    web_address: str = "127.0.0.1:8082"
+    log_level: str = "info"
+    log_format: str = "text"
+    service_name: str | None = None
+    service_version: str | None = None
+    service_address: str = "127.0.0.1:0"
+    service_advertise: str | None = None
+    register_ttl: float = 90.0
+    register_interval: float = 30.0
+    registry: str | None = None
+    registry_address: str | None = None
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default: this process's environment)."""
+    env = os.environ if environ is None else environ
+
+    def get(key: str) -> str | None:
+        value = env.get(key, "").strip()
+        return value or None
+
+    return Settings(
+        home=home(env),
+        profile=get("MICRO_PROFILE") or "local",
+        proxy=get("MICRO_PROXY"),
+        env=get("MICRO_ENV"),
+        namespace=get("MICRO_NAMESPACE"),
+        api_address=get("MICRO_API_ADDRESS") or "127.0.0.1:8080",
+        proxy_address=get("MICRO_PROXY_ADDRESS") or "127.0.0.1:8081",
+        web_address=get("MICRO_WEB_ADDRESS") or "127.0.0.1:8082",
+        log_level=(get("MICRO_LOG_LEVEL") or "info").lower(),
+        log_format=(get("MICRO_LOG_FORMAT") or "text").lower(),
+        service_name=get("MICRO_SERVICE_NAME"),
+        service_version=get("MICRO_SERVICE_VERSION"),
+        service_address=get("MICRO_SERVICE_ADDRESS") or "127.0.0.1:0",
+        service_advertise=get("MICRO_SERVICE_ADVERTISE"),
+        register_ttl=_float(env, "MICRO_REGISTER_TTL", 90.0),
+        register_interval=_float(env, "MICRO_REGISTER_INTERVAL", 30.0),
+        registry=get("MICRO_REGISTRY"),
+        registry_address=get("MICRO_REGISTRY_ADDRESS"),
+    )
