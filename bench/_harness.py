@@ -69,7 +69,7 @@ class ServerProcess:
     host: str
     port: int
     stderr_path: Path
-    _drain: asyncio.Task[None] | None = field(default=None, repr=False)
+    drain_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -118,19 +118,19 @@ async def start_server(
         )
     finally:
         os.close(fd)
-    server: ServerProcess | None = None
+    drain: asyncio.Task[None] | None = None
     try:
-        host, port = await asyncio.wait_for(_await_ready(proc), ready_timeout)
-        server = ServerProcess(proc, check_loopback(host), port, stderr_path)
-        server._drain = asyncio.create_task(_drain(proc))
-        yield server
-    except (TimeoutError, EOFError) as exc:
-        tail = _tail(stderr_path)
-        raise RuntimeError(f"server {list(argv)} did not get ready ({exc!r}):\n{tail}") from exc
+        try:
+            host, port = await asyncio.wait_for(_await_ready(proc), ready_timeout)
+        except (TimeoutError, EOFError) as exc:
+            tail = _tail(stderr_path)
+            raise RuntimeError(f"server {list(argv)} did not get ready ({exc!r}):\n{tail}") from exc
+        drain = asyncio.create_task(_drain(proc))
+        yield ServerProcess(proc, check_loopback(host), port, stderr_path, drain)
     finally:
         await _stop(proc, stop_timeout)
-        if server is not None and server._drain is not None:
-            server._drain.cancel()
+        if drain is not None:
+            drain.cancel()
         _remove(stderr_path)
 
 
@@ -192,6 +192,9 @@ class CpuMeter:
     Children are looked up at both ends of the window; a child that exits
     inside the window loses its share (acceptable: bench servers do not fork
     during a run).
+
+    Resolution is the kernel's clock tick (10 ms on Linux), so keep measured
+    windows to at least ~0.3 s of server CPU for numbers within a few percent.
     """
 
     def __init__(self, pids: Iterable[int]) -> None:

@@ -69,6 +69,7 @@ class Service:
         self._address: Address | None = None
         self._register_task: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
+        self._registered = False
         self._server.add_internal(endpoints_of(Debug(self._server.stats)))
 
     # -- building -------------------------------------------------------------------------
@@ -151,6 +152,9 @@ class Service:
             level = logging.WARNING if first else logging.ERROR
             log.log(level, "cannot register %s: %s (will retry)", self.name, exc.detail)
             return False
+        if not self._registered:
+            self._registered = True
+            log.info("Registered [service] %s node %s", self.name, self.node_id)
         return True
 
     async def _keep_registered(self) -> None:

@@ -1,0 +1,140 @@
+"""The ``micro`` command: built-in commands, then ``micro-<x>`` plugins on PATH.
+
+Commands are imported only when they run, so ``micro --help`` and ``micro services``
+start fast. Dispatch follows Micro (reference §3.1): a built-in command, else an
+executable ``micro-<x>`` on PATH, else an error naming the command.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from micro.cli.errors import CliError
+
+__all__ = ["COMMANDS", "cli", "main"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "call": (
+        "micro.cli.call",
+        "call",
+    ),
+    "debug": ("micro.cli.debug", "debug"),
+    "env": ("micro.cli.env", "env"),
+    "get": ("micro.cli.registry", "get"),
+    "server": ("micro.cli.server", "server"),
+    "service": ("micro.cli.server", "service"),
+    "services": ("micro.cli.registry", "services"),
+    "stream": ("micro.cli.call", "stream"),
+}
+"""Command name -> (module, attribute): loaded on use."""
+
+_HELP: dict[str, str] = {
+    "call": "Call a service endpoint with a JSON request",
+    "debug": "Debug a service: health",
+    "env": "Get, set, add or delete environments",
+    "get": "Get a resource: a service's nodes and endpoints",
+    "server": "Run the micro server",
+    "service": "Run one building block as a service",
+    "services": "List the services in the registry",
+    "stream": "Call a streaming endpoint and print each message",
+}
+
+
+class MicroGroup(click.Group):
+    """A group whose commands load lazily and whose unknown names get Micro's message."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        command: click.Command = getattr(import_module(target[0]), target[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if name not in COMMANDS and not name.startswith("-"):
+            plugin = shutil.which(f"micro-{name}")
+            if plugin is not None:
+                os.execv(plugin, [plugin, *args[1:]])
+            raise CliError(f"Unrecognized micro command: {name}. Please refer to 'micro --help'", 1)
+        return super().resolve_command(ctx, args)
+
+
+class MicroCommand(click.Command):
+    """A command whose help opens with Micro's line ``micro <cmd> - <usage>``."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")
+        formatter.write_paragraph()
+        super().format_help(ctx, formatter)
+
+
+class SubGroup(click.Group):
+    """A command group that rejects unknown subcommands in Micro's words."""
+
+    command_class = MicroCommand
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")
+        formatter.write_paragraph()
+        super().format_help(ctx, formatter)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if self.get_command(ctx, name) is None and not name.startswith("-"):
+            raise CliError(
+                f"Unrecognized subcommand for {ctx.command_path}: {name}. "
+                f"Please refer to '{ctx.command_path} --help'",
+                1,
+            )
+        return super().resolve_command(ctx, args)
+
+
+@click.group(
+    cls=MicroGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "-e", "--env", "env_name", envvar="MICRO_ENV", help="Environment to use for this command."
+)
+@click.option(
+    "-n", "--namespace", envvar="MICRO_NAMESPACE", help="Namespace to use for this command."
+)
+@click.version_option(package_name="micro-python", prog_name="micro")
+@click.pass_context
+def cli(ctx: click.Context, env_name: str | None, namespace: str | None) -> None:
+    """micro - a microservices platform for Python developers."""
+    if env_name:
+        os.environ["MICRO_ENV"] = env_name
+    if namespace:
+        os.environ["MICRO_NAMESPACE"] = namespace
+    if ctx.invoked_subcommand is None:
+        raise CliError("No command provided to micro. Please refer to 'micro --help'", 1)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``micro`` command."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return cli.main(args=args, prog_name="micro", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,76 @@
+"""``micro server`` and ``micro service <block>``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from micro.cli._run import run
+from micro.cli.main import MicroCommand
+
+__all__ = ["server", "service"]
+
+
+def _listen_errors(exc: OSError, address: str) -> str:
+    if exc.errno == 98:
+        return f"Address {address} is already in use (is another micro server running?)"
+    return f"Cannot listen on {address}: {exc.strerror or exc}"
+
+
+@click.command("server", cls=MicroCommand)
+@click.option(
+    "--proxy_address",
+    envvar="MICRO_PROXY_ADDRESS",
+    default="127.0.0.1:8081",
+    show_default=True,
+    help="Where the proxy (the CLI's door) listens.",
+)
+@click.option(
+    "--profile",
+    envvar="MICRO_PROFILE",
+    default="local",
+    show_default=True,
+    help="Named wiring of backends: local or test.",
+)
+@click.option(
+    "--registry", envvar="MICRO_REGISTRY", help="Registry plugin, overriding the profile's."
+)
+def server(proxy_address: str, profile: str, registry: str | None) -> None:
+    """Run the micro server: registry and proxy in one process, until SIGINT/SIGTERM."""
+    from micro.log import configure
+    from micro.server.app import run_server
+    from micro.settings import load
+
+    os.environ["MICRO_PROXY_ADDRESS"] = proxy_address
+    os.environ["MICRO_PROFILE"] = profile
+    if registry:
+        os.environ["MICRO_REGISTRY"] = registry
+    settings = load()
+    configure(settings.log_level, settings.log_format)
+    try:
+        run(lambda: run_server(settings))
+    except click.ClickException as exc:
+        raise exc
+    except OSError as exc:  # pragma: no cover - run() renders OSErrors already
+        raise click.ClickException(_listen_errors(exc, proxy_address)) from None
+
+
+@click.command("service", cls=MicroCommand)
+@click.argument("block")
+@click.option(
+    "--address",
+    envvar="MICRO_SERVICE_ADDRESS",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where the block listens.",
+)
+def service(block: str, address: str) -> None:
+    """Run one building block alone as its own service (e.g. micro service registry)."""
+    from micro.log import configure
+    from micro.server.app import serve_block
+    from micro.settings import load
+
+    settings = load()
+    configure(settings.log_level, settings.log_format)
+    run(lambda: serve_block(block, settings, address))

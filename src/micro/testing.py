@@ -1,0 +1,237 @@
+"""Testing services against a real platform: a pytest plugin, loaded automatically.
+
+Fixtures:
+
+``micro_server``
+    A real ``micro server`` process in a temporary ``MICRO_HOME``, on free ports.
+    Its :meth:`MicroServerProcess.env` is what a subprocess (the ``micro`` CLI, a service)
+    needs to talk to it.
+
+``micro_env``
+    Points this test process at that server (``MICRO_HOME``, ``MICRO_PROXY``), so
+    ``micro.client`` and in-process services use it.
+
+And helpers for async tests: :func:`serving` runs a :class:`micro.Service` in-process
+for the duration of an ``async with``; :meth:`MicroServerProcess.start_service` runs a
+service's ``main.py`` as its own process and waits until it is registered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+__all__ = [
+    "MicroServerProcess",
+    "micro_env",
+    "micro_server",
+    "serving",
+    "start_server",
+    "wait_for_service",
+]
+
+_READY = "micro server ready: proxy "
+
+
+def _lines(stream: IO[str], out: queue.Queue[str | None]) -> None:
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
+@dataclass
+class MicroServerProcess:
+    """A running ``micro server`` and what its clients need to reach it."""
+
+    home: Path
+    proxy: str
+    process: subprocess.Popen[str]
+    base_env: dict[str, str]
+    services: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """An environment for a subprocess that talks to this server."""
+        env = dict(self.base_env)
+        env["MICRO_PROXY"] = self.proxy
+        env.update(extra)
+        return env
+
+    def micro(
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real ``micro`` command against this server."""
+        return subprocess.run(
+            [sys.executable, "-m", "micro", *args],
+            env=env or self.env(),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start_service(
+        self,
+        main: str | Path,
+        *,
+        name: str,
+        timeout: float = 15.0,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[str]:
+        """Run ``python <main>`` against this server; return once it has registered
+        (it logs ``Registered [service] <name>``)."""
+        proc = subprocess.Popen(
+            [sys.executable, str(main)],
+            env=env or self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.services.append(proc)
+        assert proc.stderr is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True).start()
+        _wait_line(lines, f"Registered [service] {name} ", timeout, f"service {name}", proc)
+        return proc
+
+    def stop(self) -> None:
+        """Stop every service started here, then the server (SIGTERM, then SIGKILL)."""
+        for proc in [*self.services, self.process]:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in [*self.services, self.process]:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_server(
+    home: Path, *, env: dict[str, str] | None = None, timeout: float = 20.0
+) -> MicroServerProcess:
+    """Start ``micro server`` with ``MICRO_HOME=home`` on free ports; wait until it is ready."""
+    home.mkdir(parents=True, exist_ok=True)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    base.update(
+        MICRO_HOME=str(home),
+        MICRO_PROXY_ADDRESS="127.0.0.1:0",
+        MICRO_API_ADDRESS="127.0.0.1:0",
+        MICRO_WEB_ADDRESS="127.0.0.1:0",
+        MICRO_REGISTER_TTL="3",
+        MICRO_REGISTER_INTERVAL="0.5",
+    )
+    base.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "micro", "server"],
+        env=base,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    line = _wait_line(lines, _READY, timeout, "micro server", proc)
+    proxy = line[line.index(_READY) + len(_READY) :].strip()
+    return MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base)
+
+
+def _wait_line(
+    lines: queue.Queue[str | None],
+    marker: str,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[str],
+) -> str:
+    """The first line containing ``marker``; raises when the process ends or time runs out.
+    The reader thread keeps draining later lines, so the process never blocks on a pipe."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            raise TimeoutError(f"{what} not ready in {timeout}s: {''.join(seen)}") from None
+        if line is None:
+            proc.wait()
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {''.join(seen)}")
+        seen.append(line)
+        if marker in line:
+            return line
+
+
+async def wait_for_service(
+    name: str, *, nodes: int = 1, timeout: float = 10.0, domain: str = "micro"
+) -> None:
+    """Wait (watching the registry) until ``name`` has at least ``nodes`` nodes."""
+    import asyncio
+
+    import micro.client
+    from micro import errors
+    from micro.registry.client import RPCRegistry
+
+    registry = RPCRegistry(micro.client.default())
+
+    async def count() -> int:
+        try:
+            found = await registry.get_service(name, domain=domain)
+        except errors.NotFound:
+            return 0
+        return sum(len(s.nodes) for s in found)
+
+    async with asyncio.timeout(timeout):
+        async with registry.watch(service=name, domain=domain) as watcher:
+            while await count() < nodes:
+                await watcher.next()
+
+
+@contextlib.asynccontextmanager
+async def serving(service: Any) -> AsyncIterator[Any]:
+    """Run ``service`` (a :class:`micro.Service`) in this event loop for the block."""
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop(grace=2.0)
+
+
+@pytest.fixture
+def micro_server(tmp_path: Path) -> Iterator[MicroServerProcess]:
+    """A real ``micro server`` in a temporary ``MICRO_HOME``, stopped after the test."""
+    server = start_server(tmp_path / "micro-home")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def micro_env(
+    micro_server: MicroServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> MicroServerProcess:
+    """Point this process's ``micro.client`` and services at ``micro_server``."""
+    for key, value in micro_server.env().items():
+        if key.startswith("MICRO_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MICRO_SERVICE_ADDRESS", "127.0.0.1:0")
+    return micro_server
