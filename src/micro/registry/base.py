@@ -70,7 +70,10 @@ class Result(msgspec.Struct):
 
 
 class Watcher(ABC):
-    """An async iterator of :class:`Result` that must be stopped when no longer read."""
+    """An async iterator of :class:`Result` that must be stopped when no longer read.
+
+    Changes are seen from the moment the watcher is entered (``async with``) or first read.
+    """
 
     @abstractmethod
     def __aiter__(self) -> AsyncIterator[Result]: ...

@@ -31,14 +31,22 @@ class _RPCWatcher(Watcher):
             except StopAsyncIteration:
                 return
 
-    async def next(self) -> Result:
-        if self._stopped:
-            raise StopAsyncIteration
+    async def __aenter__(self) -> Watcher:
+        await self._open()
+        return self
+
+    async def _open(self) -> ClientStream[Result]:
         if self._stream is None:
             self._stream = await self._client.stream(
                 _SERVICE, "Registry.Watch", self._request, response_type=Result
             )
-        result: Result = await self._stream.recv()
+        return self._stream
+
+    async def next(self) -> Result:
+        if self._stopped:
+            raise StopAsyncIteration
+        stream = await self._open()
+        result: Result = await stream.recv()
         return result
 
     async def stop(self) -> None:
