@@ -13,17 +13,8 @@ A target is a server program plus a way to load it:
   driver's asyncio loop (nameko/eventlet) and run their own load loop in a
   subprocess.
 
-Adding our framework later is one entry, e.g.::
-
-    async def _micro_direct(address: str) -> Client:
-        c = await MicroDirectClient.connect(address)
-        return Client(c.call, c.close)
-
-    TARGETS["micro-direct"] = Target(
-        "micro-direct",
-        server_argv=lambda tag: [sys.executable, str(RPC_DIR / "micro_direct.py"), "serve"],
-        connect=_micro_direct,
-    )
+Our own rows are ``micro-direct`` (a client calling a service node) and ``micro-proxy``
+(the same call through ``micro server``'s proxy hop), both from ``micro_hello.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +26,7 @@ from typing import NamedTuple, Protocol
 
 from bench._harness import BENCH_DIR, Result, Window
 from bench.rpc.grpc_echo import GrpcEchoClient
+from bench.rpc.micro_hello import MicroHelloClient
 from bench.rpc.nameko_echo import driver as nameko
 from bench.rpc.raw_echo import RawEchoClient
 
@@ -93,8 +85,8 @@ class Target:
             raise ValueError(f"target {self.name}: set exactly one of connect / external")
 
 
-def _script(name: str) -> Callable[[str], list[str]]:
-    return lambda tag: [sys.executable, str(RPC_DIR / name), "serve", "--host", "127.0.0.1"]
+def _script(name: str, mode: str = "serve") -> Callable[[str], list[str]]:
+    return lambda tag: [sys.executable, str(RPC_DIR / name), mode, "--host", "127.0.0.1"]
 
 
 async def _raw(address: str) -> Client:
@@ -107,7 +99,24 @@ async def _grpc(address: str) -> Client:
     return Client(c.call, c.close)
 
 
+async def _micro(address: str) -> Client:
+    c = await MicroHelloClient.connect(address)
+    return Client(c.call, c.close)
+
+
 TARGETS: dict[str, Target] = {
+    "micro-direct": Target(
+        "micro-direct",
+        server_argv=_script("micro_hello.py"),
+        connect=_micro,
+        note="micro.rpc Server + Client, msgpack bodies, typed handler: a service node",
+    ),
+    "micro-proxy": Target(
+        "micro-proxy",
+        server_argv=_script("micro_hello.py", "serve-proxy"),
+        connect=_micro,
+        note="the same call through micro server's proxy to a helloworld process",
+    ),
     "raw-echo": Target(
         "raw-echo",
         server_argv=_script("raw_echo.py"),

@@ -1,0 +1,126 @@
+"""Our helloworld ``Call`` served two ways, for the RPC benchmark.
+
+``serve``        the helloworld handler on a bare ``micro.rpc.Server`` (what a service's
+                 node is): the client calls it directly.
+``serve-proxy``  a real ``micro server`` plus a real helloworld service process; prints
+                 the proxy's address, so the client's calls go through the proxy hop.
+
+Both print ``READY <host:port>``. The client sends msgpack, the default of Python callers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``import bench`` work
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench._serve import announce_ready, check_loopback, start_watchdog
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples" / "helloworld"))
+
+
+class MicroHelloClient:
+    """Calls ``helloworld`` ``Helloworld.Call`` at one address."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    async def connect(cls, address: str) -> MicroHelloClient:
+        from micro.rpc import Client
+
+        self = cls(Client(proxy=address))
+        await self.call()
+        return self
+
+    async def call(self) -> None:
+        rsp = await self._client.call("helloworld", "Helloworld.Call", {"name": "John"})
+        assert rsp["msg"] == "Hello John"
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def _serve(host: str, port: int) -> None:
+    from main import Helloworld  # examples/helloworld/main.py
+
+    from micro.rpc import Server, endpoints_of
+
+    server = Server()
+    server.add("helloworld", endpoints_of(Helloworld()))
+    bound = await server.start(f"{host}:{port}")
+    announce_ready(bound.host, bound.port)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.stop(grace=1)
+
+
+def _serve_proxy(host: str) -> None:
+    """Start ``micro server`` and helloworld as children; relay the proxy address."""
+    home = tempfile.mkdtemp(prefix="micro-bench-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    env.update(MICRO_HOME=home, MICRO_PROXY_ADDRESS=f"{host}:0", MICRO_LOG_LEVEL="warning")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "micro", "server"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    proxy = ""
+    for line in server.stdout:
+        if line.startswith("micro server ready: proxy "):
+            proxy = line.split()[-1]
+            break
+    env["MICRO_PROXY"] = proxy
+    env["MICRO_LOG_LEVEL"] = "info"
+    service = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "helloworld" / "main.py")],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert service.stderr is not None
+    for line in service.stderr:
+        if "Registered [service] helloworld" in line:
+            break
+
+    def stop(*_: object) -> None:
+        for proc in (service, server):
+            proc.terminate()
+        for proc in (service, server):
+            proc.wait(timeout=10)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    phost, _, pport = proxy.rpartition(":")
+    announce_ready(phost, int(pport))
+    signal.pause()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("mode", choices=["serve", "serve-proxy"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    check_loopback(args.host)
+    start_watchdog()
+    if args.mode == "serve":
+        from micro.wire.transport import run
+
+        run(_serve(args.host, args.port))
+    else:
+        _serve_proxy(args.host)
+
+
+if __name__ == "__main__":
+    main()
