@@ -15,11 +15,18 @@ exit   when
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from micro import errors
 
 __all__ = ["CliError", "render"]
+
+# What a service's server answers for an endpoint it lacks, and for a name it does not
+# serve (reached directly, not through the proxy).
+_ENDPOINT_NOT_FOUND = re.compile(r"endpoint \S+ not found for service (\S+)")
+_SERVICE_NOT_FOUND = re.compile(r"service (\S+) not found")
 
 
 class CliError(click.ClickException):
@@ -43,8 +50,10 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
         if isinstance(exc, errors.NotFound) and exc.id == "micro.proxy":
             name = exc.detail.removeprefix("service ").removesuffix(" not found")
             return CliError(f'Service "{name}" not found', 4)
-        if isinstance(exc, errors.NotFound) and exc.id == "micro.server":
-            return CliError(_capital(exc.detail), 5)
+        if isinstance(exc, errors.NotFound):
+            missing = _missing(exc)
+            if missing is not None:
+                return missing
         if isinstance(exc, errors.Timeout):
             return CliError("Request timed out", 1)
         if isinstance(exc, errors.Unauthorized):
@@ -53,6 +62,20 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
     if isinstance(exc, ValueError | KeyError | OSError):
         return CliError(_capital(str(exc).strip("'\"")), 1)
     return CliError(f"Unexpected error: {exc}", 128)
+
+
+def _missing(exc: errors.NotFound) -> CliError | None:
+    """Exit 5 for an unknown endpoint, 4 for an unknown service; ``None`` for other 404s
+    (a handler's own "no such user" is its business, printed as such)."""
+    if exc.id == "micro.server":
+        return CliError(_capital(exc.detail), 5)
+    match = _ENDPOINT_NOT_FOUND.fullmatch(exc.detail)
+    if match is not None and exc.id == match[1]:
+        return CliError(_capital(exc.detail), 5)
+    match = _SERVICE_NOT_FOUND.fullmatch(exc.detail)
+    if match is not None and exc.id in (match[1], "registry.Registry.GetService"):
+        return CliError(f'Service "{match[1]}" not found', 4)
+    return None
 
 
 def _capital(text: str) -> str:

@@ -1,0 +1,114 @@
+"""The CLI's client: the current environment's proxy and namespace, errors rendered.
+
+Every command that talks to a server goes through :func:`run_with_client`, so they all
+agree on which server (``MICRO_PROXY``, ``-e``/``MICRO_ENV``, the current environment),
+which namespace (``-n``/``MICRO_NAMESPACE``, then the environment's current one) and how
+failures read (``Failed to connect to micro server at 127.0.0.1:8081``, exit 4).
+
+Kept light at import time: ``micro services`` must start, ask and print in a blink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from micro.cli.errors import CliError, render
+
+if TYPE_CHECKING:
+    from micro.rpc.client import Client
+    from micro.settings import Settings
+
+__all__ = ["Session", "Target", "run_with_client", "target"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the CLI's calls go."""
+
+    settings: Settings
+    env: str
+    proxy: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a command's async body gets: the client and where it points."""
+
+    client: Client
+    env: str
+    proxy: str
+    namespace: str
+
+
+def target() -> Target:
+    """Resolve settings, environment, proxy address and namespace; one-line errors."""
+    from micro.envs import UserConfig, resolve_proxy
+    from micro.settings import load
+
+    try:
+        settings = load()
+        config = UserConfig(settings.home)
+    except ValueError as exc:
+        raise CliError(str(exc), 1) from None
+    if settings.env and settings.env not in config.environments():
+        raise CliError(f"Environment '{settings.env}' does not exist", 1)
+    try:
+        env, proxy = resolve_proxy(settings)
+    except KeyError as exc:
+        raise CliError(f"Environment '{exc.args[0]}' does not exist", 1) from None
+    if not proxy:
+        raise CliError(
+            f"Environment '{env}' has no proxy address: set one with "
+            f"'micro env add {env} <host:port>' or MICRO_PROXY",
+            1,
+        )
+    namespace = settings.namespace or config.namespace(env)
+    return Target(settings, env, _normalise(proxy), namespace)
+
+
+def _normalise(proxy: str) -> str:
+    """Micro's rule: an address without a port means TLS on port 443."""
+    from micro.wire.transport import Address, parse_address
+
+    try:
+        parse_address(proxy)
+    except ValueError:
+        try:
+            parsed = parse_address(proxy, default_port=443)
+        except ValueError as exc:
+            raise CliError(f"Invalid proxy address: {exc}", 1) from None
+        return str(Address(host=parsed.host, port=443, tls=True))
+    return proxy
+
+
+def run_with_client(body: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
+    """Run ``body`` with a client through the proxy, close it, and turn any failure into
+    one line and Micro's exit code. Ctrl-C exits 130 without a word."""
+    where = target()
+
+    async def main() -> T:
+        from micro.client import new_client
+
+        client = new_client(
+            where.settings, via_proxy=True, namespace=where.namespace, proxy=where.proxy
+        )
+        try:
+            return await body(Session(client, where.env, where.proxy, where.namespace))
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except CliError:
+        raise
+    except Exception as exc:
+        raise render(exc, proxy=where.proxy) from None
