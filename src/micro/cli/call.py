@@ -217,12 +217,19 @@ def stream(
                     _emit(bytes(message), output)
             finally:
                 if sender is not None:
-                    if sender.done():
-                        sender.result()  # a bad line of stdin is the error to show
-                    else:
-                        sender.cancel()
+                    _finish(sender)
 
     run_with_client(run)
+
+
+def _finish(sender: asyncio.Task[None]) -> None:
+    """Stop the sender; a bad line of stdin it met is the error to show."""
+    if not sender.done():
+        sender.cancel()
+        return
+    error = None if sender.cancelled() else sender.exception()
+    if isinstance(error, CliError):
+        raise error
 
 
 async def _stream_type(session: Session, service: str, endpoint: str) -> str:
@@ -249,12 +256,16 @@ async def _send(opened: ClientStream[Any], first: bytes | None) -> None:
     """Send the argument, or each non-blank line of stdin, then close the sending side."""
     import msgspec
 
-    if first is not None:
-        await opened.send(msgspec.Raw(first))
-    else:
-        async for line in _stdin_lines():
-            _check_json(line)
-            await opened.send(msgspec.Raw(line))
+    try:
+        if first is not None:
+            await opened.send(msgspec.Raw(first))
+        else:
+            async for line in _stdin_lines():
+                _check_json(line)
+                await opened.send(msgspec.Raw(line))
+    except CliError:
+        await opened.close()  # ends the receiving side too; the error is shown instead
+        raise
     opened.close_send()
 
 
