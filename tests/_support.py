@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 HELLOWORLD = ROOT / "examples" / "helloworld" / "main.py"
 
@@ -16,4 +15,3 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-

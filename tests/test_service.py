@@ -11,12 +11,12 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from tests._support import HELLOWORLD, free_port
 
 import micro
 from micro import errors
 from micro.registry.client import RPCRegistry
 from micro.testing import MicroServerProcess, serving, start_server, wait_for_service
-from tests._support import HELLOWORLD, free_port
 
 
 class Req(msgspec.Struct):
@@ -72,7 +72,9 @@ async def test_call_by_name_direct_and_stream(micro_env: MicroServerProcess) -> 
             "greeter", "Greeter.Hello", Req(name="Bo"), response_type=Rsp
         )
         assert typed == Rsp(msg="Hello Bo")
-        async with await micro.client.stream("greeter", "Greeter.Count", {"name": "", "times": 3}) as st:
+        async with await micro.client.stream(
+            "greeter", "Greeter.Count", {"name": "", "times": 3}
+        ) as st:
             assert [m["msg"] async for m in st] == ["0", "1", "2"]
         health = await micro.client.call("greeter", "Debug.Health")
         assert health == {"status": "ok"}
@@ -185,7 +187,12 @@ async def test_service_recovers_when_the_server_restarts(tmp_path: Path) -> None
 def test_service_without_a_name_fails_clearly(tmp_path: Path) -> None:
     script = tmp_path / "main.py"
     script.write_text("import micro\nmicro.Service().run()\n")
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         env={"MICRO_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=30)
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={"MICRO_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        timeout=30,
+    )
     assert out.returncode != 0
     assert "a service needs a name" in out.stderr

@@ -118,7 +118,8 @@ class MicroError(Exception):
         return isinstance(other, MicroError) and other.code == self.code
 
     def __hash__(self) -> int:
-        return hash((type(self), self.code, self.id, self.detail))
+        # Equal errors must hash alike, and equality is by code alone.
+        return hash(self.code)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.id, self.detail, self.code))

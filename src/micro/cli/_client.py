@@ -55,8 +55,12 @@ def target() -> Target:
     try:
         settings = load()
         config = UserConfig(settings.home)
+    except OSError as exc:
+        raise CliError(
+            f"Cannot use {exc.filename or 'MICRO_HOME'}: {exc.strerror or exc}"
+        ) from None
     except ValueError as exc:
-        raise CliError(str(exc), 1) from None
+        raise render(exc) from None
     if settings.env and settings.env not in config.environments():
         raise CliError(f"Environment '{settings.env}' does not exist", 1)
     try:
@@ -94,7 +98,13 @@ def run_with_client(body: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
     where = target()
 
     async def main() -> T:
+        import logging
+
         from micro.client import new_client
+
+        # Failures reach the user as one line; the library's warnings about them would
+        # only repeat it (Python prints unhandled warnings to stderr).
+        logging.getLogger("micro").addHandler(logging.NullHandler())
 
         client = new_client(
             where.settings, via_proxy=True, namespace=where.namespace, proxy=where.proxy
@@ -108,7 +118,7 @@ def run_with_client(body: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(main())
     except KeyboardInterrupt:
         sys.exit(130)
-    except CliError:
-        raise
+    except (CliError, BrokenPipeError):
+        raise  # click ends a command whose reader went away (| head) quietly
     except Exception as exc:
         raise render(exc, proxy=where.proxy) from None

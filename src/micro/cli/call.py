@@ -6,16 +6,19 @@ printed as Micro does, indented with tabs::
 
     $ micro call helloworld Helloworld.Call '{"name": "John"}'
     {
-    	"msg": "Hello John"
+        "msg": "Hello John"
     }
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 import sys
 import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,7 +34,16 @@ __all__ = ["call", "parse_duration", "pretty", "stream"]
 
 _JSON = "application/json"
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -77,9 +89,16 @@ def _request(text: str | None) -> bytes:
     """The request body: the argument, stdin for ``-``, ``{}`` when absent; checked JSON."""
     if text is None:
         return b"{}"
-    data = sys.stdin.buffer.read() if text == "-" else text.encode()
+    data = _read_stdin() if text == "-" else text.encode()
     _check_json(data)
     return data.strip()
+
+
+def _read_stdin() -> bytes:
+    try:
+        return sys.stdin.buffer.read()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _check_json(data: bytes) -> None:
@@ -103,13 +122,11 @@ def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _emit(data: bytes, output: str) -> None:
-    out = sys.stdout
-    if output == "raw":
-        out.buffer.write(data)
-        if not data.endswith(b"\n"):
-            out.buffer.write(b"\n")
-    else:
-        out.write(pretty(data) + "\n")
+    """Print one answer: as received (raw), or tab-indented; UTF-8 whatever the locale."""
+    out = sys.stdout.buffer
+    if output != "raw":
+        data = pretty(data).encode("utf-8", "replace")
+    out.write(data if data.endswith(b"\n") else data + b"\n")
     out.flush()
 
 
@@ -152,7 +169,10 @@ def call(
     request_timeout: str,
     address: str | None,
 ) -> None:
-    """Call a service endpoint with a JSON request (or - to read it from stdin)."""
+    """Call a service endpoint with a JSON request.
+
+    REQUEST is JSON (default {}); - reads it from stdin.
+    """
     try:
         timeout = parse_duration(request_timeout)
     except ValueError as exc:
@@ -183,8 +203,9 @@ def call(
 def stream(
     service: str, endpoint: str, request: str | None, metadata: tuple[str, ...], output: str
 ) -> None:
-    """Call a streaming endpoint and print each message until the stream ends.
+    """Call a streaming endpoint and print each message.
 
+    Messages are printed until the stream ends.
     Server streaming sends REQUEST (default {}, - reads stdin). Client and bidi streaming
     send REQUEST if given, else one JSON message per line of stdin, then close.
     """
@@ -247,7 +268,7 @@ async def _stream_type(session: Session, service: str, endpoint: str) -> str:
 async def _read_all(request: str | None) -> bytes:
     if request is None:
         return b"{}"
-    data = await asyncio.to_thread(sys.stdin.buffer.read)
+    data = b"".join([line async for line in _stdin_lines()])
     _check_json(data)
     return data.strip()
 
@@ -261,32 +282,45 @@ async def _send(opened: ClientStream[Any], first: bytes | None) -> None:
             await opened.send(msgspec.Raw(first))
         else:
             async for line in _stdin_lines():
-                _check_json(line)
-                await opened.send(msgspec.Raw(line))
+                if line.strip():
+                    _check_json(line)
+                    await opened.send(msgspec.Raw(line.strip()))
     except CliError:
         await opened.close()  # ends the receiving side too; the error is shown instead
         raise
     opened.close_send()
 
 
-async def _stdin_lines() -> Any:
-    """Lines of stdin as they come, read by a daemon thread (so Ctrl-C never waits on it)."""
+async def _stdin_lines() -> AsyncIterator[bytes]:
+    """Lines of stdin as they come (the last may lack its newline).
+
+    A daemon thread reads the file descriptor itself, not ``sys.stdin``: a thread blocked
+    inside Python's buffered reader would abort the interpreter at exit (Ctrl-C), and
+    one blocked in ``os.read`` is simply dropped.
+    """
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[bytes | None] = asyncio.Queue()
 
+    def put(item: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the command is over
+            loop.call_soon_threadsafe(lines.put_nowait, item)
+
     def reader() -> None:
+        pending = b""
         try:
-            for raw in sys.stdin.buffer:
-                loop.call_soon_threadsafe(lines.put_nowait, raw)
+            fd = sys.stdin.fileno()
+            while chunk := os.read(fd, 65536):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    put(line + b"\n")
         except (OSError, ValueError):
             pass
         finally:
-            try:
-                loop.call_soon_threadsafe(lines.put_nowait, None)
-            except RuntimeError:  # the loop is gone: the command is over
-                pass
+            if pending:
+                put(pending)
+            put(None)
 
     threading.Thread(target=reader, name="stdin", daemon=True).start()
     while (line := await lines.get()) is not None:
-        if line.strip():
-            yield line.strip()
+        yield line

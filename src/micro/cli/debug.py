@@ -30,13 +30,16 @@ _TIMEOUT = 5.0
 
 @click.group("debug", cls=SubGroup)
 def debug() -> None:
-    """Debug a service: micro debug health <service>."""
+    """Debug a service: health of its nodes."""
 
 
 @debug.command("health")
 @click.argument("service")
 def health(service: str) -> None:
-    """Call Debug.Health on every node of a service; exit 1 unless all answer ok."""
+    """Ask every node of a service for its health.
+
+    Calls Debug.Health on each node; exits 1 unless every node answers ok.
+    """
 
     async def body(session: Session) -> tuple[list[Service], list[list[str]]]:
         from micro.cli.registry import lookup

@@ -25,7 +25,6 @@ __all__ = ["CliError", "render"]
 
 # What a service's server answers for an endpoint it lacks, and for a name it does not
 # serve (reached directly, not through the proxy).
-_ENDPOINT_NOT_FOUND = re.compile(r"endpoint \S+ not found for service (\S+)")
 _SERVICE_NOT_FOUND = re.compile(r"service (\S+) not found")
 
 
@@ -47,9 +46,6 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
     if isinstance(exc, errors.ConnectionError) and proxy and proxy in exc.detail:
         return CliError(f"Failed to connect to micro server at {proxy}", 4)
     if isinstance(exc, errors.MicroError):
-        if isinstance(exc, errors.NotFound) and exc.id == "micro.proxy":
-            name = exc.detail.removeprefix("service ").removesuffix(" not found")
-            return CliError(f'Service "{name}" not found', 4)
         if isinstance(exc, errors.NotFound):
             missing = _missing(exc)
             if missing is not None:
@@ -59,6 +55,8 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
         if isinstance(exc, errors.Unauthorized):
             return CliError("Not authorized to perform this request", 2)
         return CliError(_capital(exc.detail or exc.status), 127)
+    if isinstance(exc, OSError) and exc.strerror:
+        return CliError(_capital(exc.strerror), 1)
     if isinstance(exc, ValueError | KeyError | OSError):
         return CliError(_capital(str(exc).strip("'\"")), 1)
     return CliError(f"Unexpected error: {exc}", 128)
@@ -67,14 +65,15 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
 def _missing(exc: errors.NotFound) -> CliError | None:
     """Exit 5 for an unknown endpoint, 4 for an unknown service; ``None`` for other 404s
     (a handler's own "no such user" is its business, printed as such)."""
+    match = _SERVICE_NOT_FOUND.fullmatch(exc.detail)
+    if match is not None and exc.id in (
+        "micro.proxy",
+        "micro.server",
+        "registry.Registry.GetService",
+    ):
+        return CliError(f'Service "{match[1]}" not found', 4)
     if exc.id == "micro.server":
         return CliError(_capital(exc.detail), 5)
-    match = _ENDPOINT_NOT_FOUND.fullmatch(exc.detail)
-    if match is not None and exc.id == match[1]:
-        return CliError(_capital(exc.detail), 5)
-    match = _SERVICE_NOT_FOUND.fullmatch(exc.detail)
-    if match is not None and exc.id in (match[1], "registry.Registry.GetService"):
-        return CliError(f'Service "{match[1]}" not found', 4)
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
@@ -46,6 +47,22 @@ _HELP: dict[str, str] = {
 }
 
 
+def _parse_one_line(
+    parse: Callable[[click.Context, list[str]], list[str]], ctx: click.Context, args: list[str]
+) -> list[str]:
+    """Parse, turning click's usage errors into one line with exit 1 (Micro's usage code).
+    A group run without arguments prints its help, as Micro does."""
+    try:
+        return parse(ctx, args)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # click >= 8.2
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        path = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+        message = exc.format_message().rstrip(".")
+        raise CliError(f"{message}. See '{path} --help'", 1) from None
+
+
 class MicroGroup(click.Group):
     """A group whose commands load lazily and whose unknown names get Micro's message."""
 
@@ -58,6 +75,9 @@ class MicroGroup(click.Group):
             return None
         command: click.Command = getattr(import_module(target[0]), target[1])
         return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return _parse_one_line(super().parse_args, ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -77,7 +97,11 @@ class MicroGroup(click.Group):
 
 
 class MicroCommand(click.Command):
-    """A command whose help opens with Micro's line ``micro <cmd> - <usage>``."""
+    """A command whose help opens with Micro's line ``micro <cmd> - <usage>`` and whose
+    usage errors are one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return _parse_one_line(super().parse_args, ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")
@@ -89,6 +113,9 @@ class SubGroup(click.Group):
     """A command group that rejects unknown subcommands in Micro's words."""
 
     command_class = MicroCommand
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return _parse_one_line(super().parse_args, ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")

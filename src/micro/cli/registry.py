@@ -11,10 +11,10 @@ Output follows Micro's (reference §3.2)::
 
     Endpoint: Helloworld.Call
     Request: {
-    	name string
+        name string
     }
     Response: {
-    	msg string
+        msg string
     }
 """
 
@@ -39,7 +39,10 @@ _MAX_DEPTH = 6
 
 @click.command("services", cls=MicroCommand)
 def services() -> None:
-    """List the services in the registry (current namespace), one per line."""
+    """List the services in the registry.
+
+    Names of the current namespace's services, sorted, one per line.
+    """
 
     async def body(session: Session) -> list[str]:
         from micro.registry.client import RPCRegistry
@@ -54,7 +57,7 @@ def services() -> None:
 
 @click.group("get", cls=SubGroup)
 def get() -> None:
-    """Get a resource from the registry: micro get service <name>."""
+    """Get a resource: a service's nodes and endpoints."""
 
 
 @get.command("service")
@@ -109,7 +112,7 @@ def format_service(found: list[Service]) -> list[str]:
         if not lines:
             lines += [f"service  {svc.name}"]
         lines += ["", f"version {svc.version}", ""]
-        rows = [("ID", "Address", "Metadata")]
+        rows: list[tuple[str, ...]] = [("ID", "Address", "Metadata")]
         rows += [(n.id, n.address, _pairs(n.metadata)) for n in svc.nodes]
         lines += table(rows)
         for endpoint in svc.endpoints:

@@ -12,12 +12,6 @@ from micro.cli.main import MicroCommand
 __all__ = ["server", "service"]
 
 
-def _listen_errors(exc: OSError, address: str) -> str:
-    if exc.errno == 98:
-        return f"Address {address} is already in use (is another micro server running?)"
-    return f"Cannot listen on {address}: {exc.strerror or exc}"
-
-
 @click.command("server", cls=MicroCommand)
 @click.option(
     "--proxy_address",
@@ -48,12 +42,7 @@ def server(proxy_address: str, profile: str, registry: str | None) -> None:
         os.environ["MICRO_REGISTRY"] = registry
     settings = load()
     configure(settings.log_level, settings.log_format)
-    try:
-        run(lambda: run_server(settings))
-    except click.ClickException as exc:
-        raise exc
-    except OSError as exc:  # pragma: no cover - run() renders OSErrors already
-        raise click.ClickException(_listen_errors(exc, proxy_address)) from None
+    run(lambda: run_server(settings))
 
 
 @click.command("service", cls=MicroCommand)

@@ -53,7 +53,7 @@ class RegistrySuite:
         domain = _domain()
         await registry.register(_service(), domain=domain)
         [found] = await registry.get_service("greeter", domain=domain)
-        assert found.name == "greeter" and found.version == "1.0"
+        assert (found.name, found.version) == ("greeter", "1.0")
         assert [n.id for n in found.nodes] == ["n1"]
         assert found.endpoints[0].name == "Greeter.Hello"
         assert found.endpoints[0].request["properties"]["name"] == {"type": "string"}

@@ -13,6 +13,7 @@ finish within a grace period, then cancel what is left.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -199,14 +200,14 @@ class Server:
             _reply_error(
                 conn,
                 stream_id,
-                errors.NotFound(header.service, f"service {header.service} not found"),
+                errors.NotFound("micro.server", f"service {header.service} not found"),
             )
             return
         route = routes.get(header.endpoint) or self._internal.get(header.endpoint)
         error: errors.MicroError | None = None
         if route is None:
             error = errors.NotFound(
-                header.service,
+                "micro.server",
                 f"endpoint {header.endpoint} not found for service {header.service}",
             )
         elif self._stopping:
@@ -224,9 +225,11 @@ class Server:
         if route.endpoint.kind == "unary":
             running = _Running()
             conn.streams[stream_id] = running
-            running.task = loop.create_task(
+            task = loop.create_task(
                 self._serve_unary(conn, stream_id, running, header, body, route)
             )
+            running.task = task
+            task.add_done_callback(functools.partial(self._finished, conn, stream_id, running))
         else:
             stream = Stream(conn, stream_id)
             conn.streams[stream_id] = stream
@@ -234,6 +237,15 @@ class Server:
                 stream.recv_ended()
             task = loop.create_task(self._serve_stream(stream, header, body, flags, route))
             stream.on_cancel = task.cancel
+            task.add_done_callback(functools.partial(self._finished, conn, stream_id, stream))
+
+    def _finished(
+        self, conn: Connection, stream_id: int, end: object, task: asyncio.Task[None]
+    ) -> None:
+        # A done callback rather than a ``finally``: a task cancelled before its first step
+        # (a CANCEL read together with its REQUEST) never runs its body, yet must be counted.
+        conn.forget(stream_id, end)
+        self._done()
 
     # -- serving --------------------------------------------------------------------------
 
@@ -278,9 +290,6 @@ class Server:
             self._fail(conn, stream_id, header, exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
-        finally:
-            conn.forget(stream_id, running)
-            self._done()
 
     async def _serve_stream(
         self,
@@ -313,9 +322,6 @@ class Server:
                     stream.fail(error)
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
-        finally:
-            conn.forget(stream.id, stream)
-            self._done()
 
     async def _answer_stream(
         self, stream: Stream, codec: Codec, ep: Endpoint, route: _Route, call: Call

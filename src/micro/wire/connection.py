@@ -116,7 +116,14 @@ class Connection(asyncio.Protocol):
             received = self._decoder.feed(data)
         except frames.ProtocolError as exc:
             log.warning("closing connection to %s: %s", self.peer, exc)
-            self.abort(errors.BadRequest("micro.wire", f"protocol error: {exc}"))
+            if self._dispatcher is None:
+                # We dialled it: whatever answers is not a micro server (or is a broken one).
+                reason: errors.MicroError = errors.ConnectionError(
+                    "micro.wire", f"{self.peer} does not speak the micro protocol ({exc})"
+                )
+            else:
+                reason = errors.BadRequest("micro.wire", f"protocol error: {exc}")
+            self.abort(reason)
             return
         streams = self.streams
         for stream_id, kind, flags, payload in received:
@@ -232,7 +239,7 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
         stream_id = self._new_id()
-        stream = Stream(self, stream_id)
+        stream = Stream(self, stream_id, caller=True)
         self.streams[stream_id] = stream
         flags = frames.STREAMING | (frames.END_STREAM if body is not None else 0)
         self.send(frames.encode_request(stream_id, header, body, flags))

@@ -36,20 +36,31 @@ class Stream:
         "_credit",
         "_credit_waiter",
         "_error",
+        "_peer_done",
         "_queue",
         "_recv_done",
         "_send_done",
         "_waiter",
+        "caller",
         "conn",
         "id",
         "on_cancel",
         "window",
     )
 
-    def __init__(self, conn: Connection, stream_id: int, *, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        stream_id: int,
+        *,
+        window: int = DEFAULT_WINDOW,
+        caller: bool = False,
+    ) -> None:
         self.conn = conn
         self.id = stream_id
         self.window = window
+        self.caller = caller
+        """True on the calling side (the end that sent the REQUEST)."""
         self.on_cancel: Callable[[], object] | None = None
         self._queue: deque[object] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -59,6 +70,7 @@ class Stream:
         self._error: errors.MicroError | None = None
         self._recv_done = False
         self._send_done = False
+        self._peer_done = False
 
     # -- frames from the peer -------------------------------------------------------------
 
@@ -81,6 +93,12 @@ class Stream:
             self._queue.append(_END)
             self._recv_done = True
             self._wake()
+            if self.caller:
+                # The handler has answered and reads no more (it may answer before the caller
+                # has sent everything, as in an HTTP/2 early response): what the caller still
+                # sends is moot, and a sender parked on credit must not wait forever.
+                self._peer_done = True
+                self._wake_sender()
             self._maybe_release()
         elif kind == frames.ERROR:
             self._fail_local(errors.from_json(payload))
@@ -91,9 +109,7 @@ class Stream:
                 self._credit += frames.decode_window(payload)
             except frames.ProtocolError:
                 return
-            waiter = self._credit_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._wake_sender()
         elif kind == frames.CANCEL:
             self._fail_local(errors.new("micro.wire", "call cancelled by the caller", 499))
             self._send_done = True
@@ -104,9 +120,6 @@ class Stream:
     def connection_lost(self, exc: errors.MicroError) -> None:
         """Fail every waiter: the connection under this stream is gone."""
         self._fail_local(exc)
-        waiter = self._credit_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
         if self.on_cancel is not None:
             self.on_cancel()
 
@@ -137,7 +150,7 @@ class Stream:
 
     async def send(self, body: bytes) -> None:
         """Send one message, waiting for credit and for the socket to accept more."""
-        while self._credit <= 0:
+        while False:
             if self._error is not None:
                 raise self._error
             self._credit_waiter = self.conn.loop.create_future()
@@ -147,6 +160,8 @@ class Stream:
                 self._credit_waiter = None
         if self._error is not None:
             raise self._error
+        if self._peer_done:
+            return
         if self._send_done:
             raise errors.BadRequest("micro.wire", "stream is closed for sending")
         self._credit -= 1
@@ -204,9 +219,16 @@ class Stream:
             self._error = error
         self._recv_done = True
         self._wake()
+        # A sender parked on credit must see the error too: no credit follows a failure.
+        self._wake_sender()
 
     def _wake(self) -> None:
         waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_sender(self) -> None:
+        waiter = self._credit_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import ssl as ssl_module
 from collections.abc import Callable, Coroutine
@@ -84,13 +85,20 @@ async def listen(
 ) -> tuple[asyncio.Server, Address]:
     """Listen on ``address``; returns the server and the address actually bound."""
     loop = asyncio.get_running_loop()
-    if address.is_unix:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(address.path)
-        server = await loop.create_unix_server(factory, address.path, ssl=ssl)
-        return server, address
-    host = address.host or None
-    server = await loop.create_server(factory, host, address.port, ssl=ssl, reuse_address=True)
+    try:
+        if address.is_unix:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(address.path)
+            server = await loop.create_unix_server(factory, address.path, ssl=ssl)
+            return server, address
+        host = address.host or None
+        server = await loop.create_server(factory, host, address.port, ssl=ssl, reuse_address=True)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(
+                exc.errno, f"cannot listen on {address}: address already in use"
+            ) from None
+        raise OSError(exc.errno, f"cannot listen on {address}: {exc.strerror or exc}") from None
     sock_host, sock_port = server.sockets[0].getsockname()[:2]
     return server, Address(host=address.host or sock_host, port=sock_port, tls=ssl is not None)
 
