@@ -38,7 +38,10 @@ def _env(home: str) -> dict[str, str]:
 def _call_ok(env: dict[str, str]) -> bool:
     out = subprocess.run(
         [sys.executable, "-m", "micro", "call", "registry", "Registry.ListServices", "{}"],
-        env=env, capture_output=True, text=True, timeout=10,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     return out.returncode == 0
 
@@ -55,7 +58,7 @@ def one_run() -> dict[str, float]:
     proxy = ""
     for line in server.stdout:
         if line.startswith(READY):
-            proxy = line[len(READY):].strip()
+            proxy = line[len(READY) :].strip()
             break
     ready_s = time.perf_counter() - started
     env["MICRO_PROXY"] = proxy
@@ -63,7 +66,9 @@ def one_run() -> dict[str, float]:
     env["MICRO_LOG_LEVEL"] = "info"
     service = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "helloworld" / "main.py")],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert service.stderr is not None
     for line in service.stderr:
@@ -109,14 +114,16 @@ def main() -> None:
         values = [r[key] for r in runs]
         median = statistics.median(values)
         data[key] = median
-        rows.append({
-            "measure": key,
-            "median": round(median, 3),
-            "min": round(min(values), 3),
-            "max": round(max(values), 3),
-            "target": target,
-            "ok": "yes" if median <= target else "NO",
-        })
+        rows.append(
+            {
+                "measure": key,
+                "median": round(median, 3),
+                "min": round(min(values), 3),
+                "max": round(max(values), 3),
+                "target": target,
+                "ok": "yes" if median <= target else "NO",
+            }
+        )
     print_table(f"micro server start-up and footprint (medians of {args.runs})", rows)
     write_results("startup", data)
 
