@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from micro.cli.errors import CliError, render
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from micro.envs import UserConfig
     from micro.rpc.client import Client
     from micro.settings import Settings
 
-__all__ = ["Session", "Target", "run_with_client", "target"]
+__all__ = ["Session", "Target", "run_with_client", "target", "user_config"]
 
 T = TypeVar("T")
 
@@ -47,20 +50,31 @@ class Session:
     namespace: str
 
 
-def target() -> Target:
-    """Resolve settings, environment, proxy address and namespace; one-line errors."""
-    from micro.envs import UserConfig, resolve_proxy
-    from micro.settings import load
+def user_config(home: Path | None = None) -> UserConfig:
+    """``MICRO_HOME/config.json``, or one clear line saying why it cannot be used."""
+    from micro.envs import UserConfig
+    from micro.settings import home as micro_home
 
     try:
-        settings = load()
-        config = UserConfig(settings.home)
+        return UserConfig(home or micro_home())
     except OSError as exc:
         raise CliError(
             f"Cannot use {exc.filename or 'MICRO_HOME'}: {exc.strerror or exc}"
         ) from None
     except ValueError as exc:
         raise render(exc) from None
+
+
+def target() -> Target:
+    """Resolve settings, environment, proxy address and namespace; one-line errors."""
+    from micro.envs import resolve_proxy
+    from micro.settings import load
+
+    try:
+        settings = load()
+    except ValueError as exc:
+        raise render(exc) from None
+    config = user_config(settings.home)
     if settings.env and settings.env not in config.environments():
         raise CliError(f"Environment '{settings.env}' does not exist", 1)
     try:

@@ -16,24 +16,12 @@ import os
 
 import click
 
-from micro.cli.errors import CliError, render
+from micro.cli._client import user_config
+from micro.cli.errors import CliError
 from micro.cli.main import SubGroup
 from micro.envs import BUILTIN, Environment, UserConfig
 
 __all__ = ["env"]
-
-
-def _config() -> UserConfig:
-    from micro.settings import home
-
-    try:
-        return UserConfig(home())
-    except OSError as exc:
-        raise CliError(
-            f"Cannot use {exc.filename or 'MICRO_HOME'}: {exc.strerror or exc}"
-        ) from None
-    except ValueError as exc:
-        raise render(exc) from None
 
 
 def _current(config: UserConfig) -> str:
@@ -49,7 +37,7 @@ def env(ctx: click.Context) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    config = _config()
+    config = user_config()
     current = _current(config)
     envs = sorted(config.environments().values(), key=lambda e: e.name)
     names = [f"{'*' if e.name == current else ' '} {e.name}" for e in envs]
@@ -64,14 +52,14 @@ def env(ctx: click.Context) -> None:
 @env.command("get")
 def get() -> None:
     """Print the current environment's name."""
-    click.echo(_current(_config()))
+    click.echo(_current(user_config()))
 
 
 @env.command("set")
 @click.argument("name")
 def set_(name: str) -> None:
     """Make NAME the current environment."""
-    config = _config()
+    config = user_config()
     try:
         config.set_env(name)
     except KeyError:
@@ -101,7 +89,7 @@ def add(name: str, address: str, description: str) -> None:
             parse_address(address, default_port=443)
         except ValueError as exc:
             raise CliError(f"Invalid proxy address: {exc}", 1) from None
-    config = _config()
+    config = user_config()
     try:
         config.add_env(Environment(name, address, description))
     except OSError as exc:
@@ -115,7 +103,7 @@ def delete(name: str) -> None:
 
     Neither the current environment nor the built-in local can be deleted.
     """
-    config = _config()
+    config = user_config()
     if name == config.current_env():
         raise CliError(
             f"Environment '{name}' is your current environment. "

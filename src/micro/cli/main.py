@@ -96,31 +96,27 @@ class MicroGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-class MicroCommand(click.Command):
-    """A command whose help opens with Micro's line ``micro <cmd> - <usage>`` and whose
-    usage errors are one line."""
+class _MicroHelp:
+    """Help that opens with Micro's line ``micro <cmd> - <usage>``; one-line usage errors."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return _parse_one_line(super().parse_args, ctx, args)
+        return _parse_one_line(super().parse_args, ctx, args)  # type: ignore[misc]
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        assert isinstance(self, click.Command)
         formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")
         formatter.write_paragraph()
-        super().format_help(ctx, formatter)
+        super().format_help(ctx, formatter)  # type: ignore[misc]
 
 
-class SubGroup(click.Group):
+class MicroCommand(_MicroHelp, click.Command):
+    """A command with Micro's help line and one-line usage errors."""
+
+
+class SubGroup(_MicroHelp, click.Group):
     """A command group that rejects unknown subcommands in Micro's words."""
 
     command_class = MicroCommand
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return _parse_one_line(super().parse_args, ctx, args)
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write(f"{ctx.command_path} - {self.get_short_help_str(limit=200)}\n")
-        formatter.write_paragraph()
-        super().format_help(ctx, formatter)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]

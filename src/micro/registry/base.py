@@ -75,8 +75,15 @@ class Watcher(ABC):
     Changes are seen from the moment the watcher is entered (``async with``) or first read.
     """
 
-    @abstractmethod
-    def __aiter__(self) -> AsyncIterator[Result]: ...
+    def __aiter__(self) -> AsyncIterator[Result]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Result]:
+        while True:
+            try:
+                yield await self.next()
+            except StopAsyncIteration:
+                return
 
     @abstractmethod
     async def next(self) -> Result:

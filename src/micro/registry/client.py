@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from micro.registry.base import DEFAULT_DOMAIN, Registry, Result, Service, Watcher
@@ -20,16 +19,6 @@ class _RPCWatcher(Watcher):
         self._request = request
         self._stream: ClientStream[Result] | None = None
         self._stopped = False
-
-    def __aiter__(self) -> AsyncIterator[Result]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Result]:
-        while True:
-            try:
-                yield await self.next()
-            except StopAsyncIteration:
-                return
 
     async def __aenter__(self) -> Watcher:
         await self._open()
@@ -55,6 +44,17 @@ class _RPCWatcher(Watcher):
             await self._stream.close()
 
 
+def _request(service: Service, options: Options) -> RegisterRequest:
+    return RegisterRequest(
+        service.name,
+        service.version,
+        service.metadata,
+        service.endpoints,
+        service.nodes,
+        options=options,
+    )
+
+
 class RPCRegistry(Registry):
     """Calls the ``registry`` service; what user services and the CLI get by default."""
 
@@ -66,25 +66,11 @@ class RPCRegistry(Registry):
     async def register(
         self, service: Service, *, ttl: float | None = None, domain: str = DEFAULT_DOMAIN
     ) -> None:
-        req = RegisterRequest(
-            service.name,
-            service.version,
-            service.metadata,
-            service.endpoints,
-            service.nodes,
-            options=Options(ttl=ttl or 0, domain=domain),
-        )
+        req = _request(service, Options(ttl=ttl or 0, domain=domain))
         await self._client.call(_SERVICE, "Registry.Register", req)
 
     async def deregister(self, service: Service, *, domain: str = DEFAULT_DOMAIN) -> None:
-        req = RegisterRequest(
-            service.name,
-            service.version,
-            service.metadata,
-            service.endpoints,
-            service.nodes,
-            options=Options(domain=domain),
-        )
+        req = _request(service, Options(domain=domain))
         await self._client.call(_SERVICE, "Registry.Deregister", req)
 
     async def get_service(self, name: str, *, domain: str = DEFAULT_DOMAIN) -> list[Service]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from micro import errors
@@ -66,16 +65,6 @@ class _MemoryWatcher(Watcher):
         except asyncio.QueueFull:
             # A watcher that stopped reading would grow without bound: end it instead.
             self._close()
-
-    def __aiter__(self) -> AsyncIterator[Result]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Result]:
-        while True:
-            try:
-                yield await self.next()
-            except StopAsyncIteration:
-                return
 
     async def next(self) -> Result:
         if self._stopped and self._queue.empty():

@@ -26,7 +26,7 @@ from micro.rpc.context import Call
 from micro.rpc.endpoint import Endpoint
 from micro.rpc.types import Handler, ServerMiddleware
 from micro.wire import frames
-from micro.wire.connection import Connection
+from micro.wire.connection import Connection, TaskEnd
 from micro.wire.stream import Stream
 from micro.wire.transport import Address, listen, parse_address
 
@@ -45,23 +45,6 @@ class _Route:
         self.service = service
         self.endpoint = endpoint
         self.invoke = invoke
-
-
-class _Running:
-    """A unary call being served: lets a CANCEL frame or a lost connection cancel its task."""
-
-    __slots__ = ("task",)
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
-
-    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
-        if kind == frames.CANCEL and self.task is not None:
-            self.task.cancel()
-
-    def connection_lost(self, exc: errors.MicroError) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 def _final_handler(ep: Endpoint) -> Handler:
@@ -223,7 +206,7 @@ class Server:
         self.stats["requests"] += 1
         loop = conn.loop
         if route.endpoint.kind == "unary":
-            running = _Running()
+            running = TaskEnd()
             conn.streams[stream_id] = running
             task = loop.create_task(
                 self._serve_unary(conn, stream_id, running, header, body, route)
@@ -270,7 +253,7 @@ class Server:
         self,
         conn: Connection,
         stream_id: int,
-        running: _Running,
+        running: TaskEnd,
         header: frames.RequestHeader,
         body: bytes,
         route: _Route,

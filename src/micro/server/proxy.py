@@ -16,30 +16,13 @@ from micro import errors
 from micro.registry.base import Registry, Result
 from micro.rpc.selector import Selector
 from micro.wire import frames
-from micro.wire.connection import Connection
+from micro.wire.connection import Connection, TaskEnd
 from micro.wire.pool import Pool
 from micro.wire.stream import Stream
 
 __all__ = ["Forwarder"]
 
 log = logging.getLogger("micro.proxy")
-
-
-class _Pending:
-    """A forwarded unary call: lets the caller's CANCEL reach the forwarding task."""
-
-    __slots__ = ("task",)
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
-
-    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
-        if kind == frames.CANCEL and self.task is not None:
-            self.task.cancel()
-
-    def connection_lost(self, exc: errors.MicroError) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 class Forwarder:
@@ -104,7 +87,7 @@ class Forwarder:
             task = loop.create_task(self._forward_stream(down, header, body, flags))
             down.on_cancel = task.cancel
         else:
-            pending = _Pending()
+            pending = TaskEnd()
             conn.streams[stream_id] = pending
             task = pending.task = loop.create_task(
                 self._forward_unary(conn, stream_id, pending, header, body)
@@ -129,7 +112,7 @@ class Forwarder:
         self,
         conn: Connection,
         stream_id: int,
-        pending: _Pending,
+        pending: TaskEnd,
         header: frames.RequestHeader,
         body: bytes,
     ) -> None:

@@ -20,7 +20,7 @@ from micro import errors
 from micro.wire import frames
 from micro.wire.stream import Stream
 
-__all__ = ["Connection", "Dispatcher", "StreamEnd"]
+__all__ = ["Connection", "Dispatcher", "StreamEnd", "TaskEnd"]
 
 log = logging.getLogger("micro.wire")
 
@@ -71,6 +71,24 @@ class _UnaryCall:
     def connection_lost(self, exc: errors.MicroError) -> None:
         if not self.future.done():
             self.future.set_exception(exc)
+
+
+class TaskEnd:
+    """The serving end of a unary call (served or forwarded): a CANCEL frame or a lost
+    connection cancels the task doing the work."""
+
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+
+    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
+        if kind == frames.CANCEL and self.task is not None:
+            self.task.cancel()
+
+    def connection_lost(self, exc: errors.MicroError) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
 
 class Connection(asyncio.Protocol):
