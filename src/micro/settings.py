@@ -60,6 +60,11 @@ class Settings:
     register_interval: float = 30.0
     registry: str | None = None
     registry_address: str | None = None
+    store: str | None = None
+    store_address: str | None = None
+    """``MICRO_STORE_ADDRESS``: ``postgresql://...`` or ``redis://...`` for those plugins."""
+    config_secret_key: str | None = None
+    """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +94,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         register_interval=_float(env, "MICRO_REGISTER_INTERVAL", 30.0),
         registry=get("MICRO_REGISTRY"),
         registry_address=get("MICRO_REGISTRY_ADDRESS"),
+        store=get("MICRO_STORE"),
+        store_address=get("MICRO_STORE_ADDRESS"),
+        config_secret_key=get("MICRO_CONFIG_SECRET_KEY"),
     )

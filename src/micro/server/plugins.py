@@ -11,12 +11,21 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = ["BUILTIN", "known", "load"]
+from micro.settings import Settings
+
+__all__ = ["BUILTIN", "create", "known", "load"]
 
 BUILTIN: dict[str, dict[str, str]] = {
     "registry": {
         "memory": "micro.registry.memory:MemoryRegistry",
         "rpc": "micro.registry.client:RPCRegistry",
+    },
+    "store": {
+        "memory": "micro.store.memory:MemoryStore",
+        "sqlite": "micro.store.sqlite:SQLiteStore",
+        "postgres": "micro.store.postgres:PostgresStore",
+        "redis": "micro.store.redis:RedisStore",
+        "rpc": "micro.store.client:RPCStore",
     },
 }
 
@@ -40,3 +49,11 @@ def load(block: str, name: str) -> Any:
         raise ValueError(f"unknown {block} plugin {name!r}; known: {', '.join(known(block))}")
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def create(block: str, name: str, settings: Settings) -> Any:
+    """An instance of the plugin: ``cls.from_settings(settings)`` where the class has that
+    classmethod (backends that need an address or a folder), else ``cls()``."""
+    cls = load(block, name)
+    factory = getattr(cls, "from_settings", None)
+    return factory(settings) if factory is not None else cls()

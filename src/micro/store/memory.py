@@ -1,0 +1,130 @@
+"""The in-memory store: the ``test`` profile's, and the reference the others are checked by."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from dataclasses import dataclass
+
+from micro import errors
+from micro.store.base import (
+    DEFAULT_DATABASE,
+    DEFAULT_TABLE,
+    Order,
+    Record,
+    Store,
+    check_key,
+    check_names,
+    check_page,
+    check_record,
+    expires_at,
+    page,
+)
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: bytes
+    metadata: dict[str, object]
+    expires: float | None
+
+    def record(self, key: str, now: float) -> Record:
+        left = 0.0 if self.expires is None else max(self.expires - now, 0.001)
+        return Record(key=key, value=self.value, metadata=dict(self.metadata), expiry=left)
+
+
+class MemoryStore(Store):
+    """Records in this process's memory; expired ones purged as they are met."""
+
+    name = "memory"
+
+    def __init__(self, *, max_value: int | None = None) -> None:
+        self._data: dict[str, dict[str, dict[str, _Entry]]] = {}
+        self._max_value = max_value
+
+    def _table(self, database: str, table: str, *, create: bool = False) -> dict[str, _Entry]:
+        check_names(database, table)
+        if create:
+            return self._data.setdefault(database, {}).setdefault(table, {})
+        return self._data.get(database, {}).get(table, {})
+
+    def _live(self, rows: dict[str, _Entry], now: float) -> builtins.list[str]:
+        expired = [k for k, e in rows.items() if e.expires is not None and e.expires <= now]
+        for key in expired:
+            del rows[key]
+        return sorted(rows)
+
+    async def read(
+        self,
+        key: str,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        prefix: bool = False,
+        suffix: bool = False,
+        limit: int = 0,
+        offset: int = 0,
+        order: Order = "asc",
+    ) -> builtins.list[Record]:
+        check_key(key, allow_empty=prefix or suffix)
+        check_page(limit, offset, order)
+        rows = self._table(database, table)
+        now = time.time()
+        if not (prefix or suffix):
+            entry = rows.get(key)
+            if entry is None or (entry.expires is not None and entry.expires <= now):
+                raise errors.NotFound("store.Store.Read", "not found")
+            return [entry.record(key, now)]
+        keys = [
+            k
+            for k in self._live(rows, now)
+            if (not prefix or k.startswith(key)) and (not suffix or k.endswith(key))
+        ]
+        if order == "desc":
+            keys.reverse()
+        return [rows[k].record(k, now) for k in page(keys, limit, offset)]
+
+    async def write(
+        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+    ) -> None:
+        if self._max_value is None:
+            check_record(record)
+        else:
+            check_record(record, max_value=self._max_value)
+        rows = self._table(database, table, create=True)
+        rows[record.key] = _Entry(record.value, dict(record.metadata), expires_at(record))
+
+    async def delete(
+        self, key: str, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+    ) -> None:
+        check_key(key)
+        self._table(database, table).pop(key, None)
+
+    async def list(
+        self,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        prefix: str = "",
+        suffix: str = "",
+        limit: int = 0,
+        offset: int = 0,
+        order: Order = "asc",
+    ) -> builtins.list[str]:
+        check_page(limit, offset, order)
+        keys = [
+            k
+            for k in self._live(self._table(database, table), time.time())
+            if k.startswith(prefix) and k.endswith(suffix)
+        ]
+        if order == "desc":
+            keys.reverse()
+        return page(keys, limit, offset)
+
+    async def databases(self) -> builtins.list[str]:
+        return sorted(db for db, tables in self._data.items() if tables)
+
+    async def tables(self, database: str) -> builtins.list[str]:
+        return sorted(self._data.get(database, {}))
