@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from micro import errors
-from micro.rpc import Server, context
+from micro.rpc import Client, Server, context
 from micro.wire.connection import Connection
 from micro.wire.stream import DEFAULT_WINDOW
 
@@ -44,6 +44,8 @@ class Greeter:
 
     def __init__(self, probe: Probe) -> None:
         self._probe = probe
+        self.client: Client | None = None
+        """Set by tests that need the handler to call onwards."""
 
     async def hello(self, req: Req) -> Resp:
         return Resp(f"hello {req.name}")
@@ -55,6 +57,14 @@ class Greeter:
         left = context.deadline_left()
         self._probe.deadline_left = left
         return -1.0 if left is None else left
+
+    async def relay(self) -> dict[str, Any]:
+        """Call Greeter.Deadline and Greeter.Meta onwards, as a service calling another."""
+        assert self.client is not None
+        mine = context.deadline_left()
+        theirs = await self.client.call(SERVICE, "Greeter.Deadline", timeout=60.0)
+        meta = await self.client.call(SERVICE, "Greeter.Meta")
+        return {"mine": mine, "theirs": theirs, "meta": meta}
 
     async def block(self, req: Req) -> Resp:
         probe = self._probe
@@ -78,6 +88,10 @@ class Greeter:
         for i in range(req.count):
             yield Resp(f"{req.name} {i}")
 
+    async def doomed(self, req: Req) -> AsyncIterator[Resp]:
+        yield Resp("first")
+        raise errors.Forbidden("greeter.doomed", f"{req.name} may not see more")
+
     async def flood(self, req: Req) -> AsyncIterator[int]:
         probe = self._probe
         for i in range(req.count):
@@ -97,9 +111,35 @@ class Greeter:
         finally:
             probe.finished.set()
 
+    async def trickle(self, req: Req) -> AsyncIterator[int]:
+        probe = self._probe
+        try:
+            yield 0
+            await probe.release.wait()  # parked between messages, not on flow control
+            yield 1
+        except asyncio.CancelledError:
+            probe.cancelled.set()
+            raise
+        finally:
+            probe.finished.set()
+
+    async def gated_total(self, reqs: AsyncIterator[Req]) -> int:
+        await self._probe.release.wait()  # read nothing until the test says so
+        return sum([r.count async for r in reqs])
+
     async def total(self, reqs: AsyncIterator[Req]) -> Resp:
         names = [r.name async for r in reqs]
         return Resp(",".join(names))
+
+    async def first(self, reqs: AsyncIterator[Req]) -> Resp:
+        async for r in reqs:
+            return Resp(r.name)
+        return Resp("")
+
+    async def head(self, reqs: AsyncIterator[Req]) -> AsyncIterator[Resp]:
+        async for r in reqs:
+            yield Resp(r.name)
+            return
 
     async def upper(self, reqs: AsyncIterator[Req]) -> AsyncIterator[Resp]:
         async for r in reqs:
@@ -127,9 +167,11 @@ class WatchedServer(Server):
         self.changed.set()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Wait (bounded by the caller's timeout) until ``predicate()`` holds."""
-        while not predicate():
+        """Wait until ``predicate()`` holds, waking on each connection change (callers bound
+        the time with ``asyncio.timeout``)."""
+        for _ in range(1000):
+            if predicate():
+                return
             self.changed.clear()
             await self.changed.wait()
-
-
+        raise AssertionError("the server's connections never reached the expected state")

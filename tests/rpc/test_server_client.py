@@ -8,18 +8,29 @@ import datetime
 import ipaddress
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
-from greeter_service import SERVICE, Greeter, Probe, Req, Resp, WatchedServer
+from tests.rpc.greeter_service import SERVICE, Greeter, Probe, Req, Resp, WatchedServer
 
 from micro import codec, errors
-from micro.rpc import Client, endpoints_of
+from micro.rpc import Client, ClientStream, endpoints_of
 from micro.wire.pool import Pool
 from micro.wire.stream import DEFAULT_WINDOW
 
 CONTENT_TYPES = [codec.MSGPACK, codec.JSON]
 BOUND = 10.0
 """Upper bound on any wait in these tests: a hang fails the test instead of stalling the run."""
+
+
+async def _send_many(stream: ClientStream[Any], count: int) -> None:
+    for i in range(count):
+        await stream.send(Req(str(i)))
+
+
+async def _recv_many(stream: ClientStream[Any], count: int) -> None:
+    for _ in range(count):
+        await stream.recv()
 
 
 # -- the four call shapes ------------------------------------------------------------------
@@ -126,6 +137,37 @@ async def test_metadata_arrives_in_the_handlers_context(server: WatchedServer) -
     assert seen == {"micro-namespace": "team", "authorization": "Bearer t", "x-user": "u1"}
 
 
+async def test_client_wide_metadata_keys_are_lower_case_too(server: WatchedServer) -> None:
+    client = Client(proxy=str(server.address), metadata={"Micro-Namespace": "team"})
+    try:
+        async with asyncio.timeout(BOUND):
+            seen = await client.call(SERVICE, "Greeter.Meta")
+    finally:
+        await client.close()
+    assert seen == {"micro-namespace": "team"}
+
+
+async def test_calls_made_while_serving_inherit_deadline_and_namespace(
+    server: WatchedServer, greeter: Greeter
+) -> None:
+    greeter.client = Client(proxy=str(server.address))
+    caller = Client(proxy=str(server.address))
+    try:
+        async with asyncio.timeout(BOUND):
+            got = await caller.call(
+                SERVICE,
+                "Greeter.Relay",
+                timeout=5.0,
+                metadata={"micro-namespace": "team", "traceparent": "00-abc-def-01", "x": "1"},
+            )
+    finally:
+        await caller.close()
+        await greeter.client.close()
+    # The onward call asked for 60 s but gets no more than what its caller had left.
+    assert 0 < got["theirs"] <= got["mine"] <= 5.0
+    assert got["meta"] == {"micro-namespace": "team", "traceparent": "00-abc-def-01"}
+
+
 async def test_handler_sees_the_callers_deadline(client: Client, probe: Probe) -> None:
     async with asyncio.timeout(BOUND):
         left = await client.call(SERVICE, "Greeter.Deadline", timeout=5.0)
@@ -155,9 +197,7 @@ async def test_cancelling_the_caller_cancels_the_handler(client: Client, probe: 
         await task
 
 
-async def test_closing_a_stream_cancels_the_server_generator(
-    client: Client, probe: Probe
-) -> None:
+async def test_closing_a_stream_cancels_the_server_generator(client: Client, probe: Probe) -> None:
     async with asyncio.timeout(BOUND):
         stream = await client.stream(SERVICE, "Greeter.Endless", Req("x"))
         assert await stream.recv() == 0
@@ -166,9 +206,19 @@ async def test_closing_a_stream_cancels_the_server_generator(
         await probe.finished.wait()
 
 
-async def test_a_cancelled_call_leaves_the_connection_usable(
+async def test_closing_a_stream_cancels_a_generator_waiting_between_messages(
     client: Client, probe: Probe
 ) -> None:
+    async with asyncio.timeout(BOUND):
+        stream = await client.stream(SERVICE, "Greeter.Trickle", Req("x"))
+        assert await stream.recv() == 0
+        await stream.close()
+        await probe.cancelled.wait()
+    assert probe.finished.is_set()
+    assert not probe.release.is_set()
+
+
+async def test_a_cancelled_call_leaves_the_connection_usable(client: Client, probe: Probe) -> None:
     with pytest.raises(errors.Timeout):
         await client.call(SERVICE, "Greeter.Block", Req("slow"), timeout=0.01)
     async with asyncio.timeout(BOUND):
@@ -186,6 +236,18 @@ async def test_handler_error_arrives_typed_with_id_and_detail(client: Client) ->
     assert info.value.id == "greeter.missing"
     assert info.value.detail == "no greeting for bob"
     assert info.value.code == 404
+
+
+async def test_error_in_the_middle_of_a_stream_arrives_typed_after_the_messages(
+    client: Client,
+) -> None:
+    async with asyncio.timeout(BOUND):
+        stream = await client.stream(SERVICE, "Greeter.Doomed", Req("eve"), response_type=Resp)
+        assert await stream.recv() == Resp("first")
+        with pytest.raises(errors.Forbidden) as info:
+            await stream.recv()
+    assert info.value.id == "greeter.doomed"
+    assert info.value.detail == "eve may not see more"
 
 
 async def test_unexpected_exception_is_a_500_without_a_traceback(
@@ -248,8 +310,49 @@ async def test_client_stream_refused_by_the_server_fails_the_sender(client: Clie
     async with asyncio.timeout(BOUND):
         stream = await client.stream(SERVICE, "Greeter.Nothing")
         with pytest.raises(errors.NotFound):
-            for i in range(DEFAULT_WINDOW * 3):
-                await stream.send(Req(str(i)))
+            await _send_many(stream, DEFAULT_WINDOW * 3)
+
+
+async def test_client_stream_answered_early_does_not_block_the_sender(client: Client) -> None:
+    # The handler answers after the first message and reads no more: the caller's later
+    # sends, beyond the window the server will never renew, must not wait forever.
+    async with asyncio.timeout(BOUND):
+        stream = await client.stream(SERVICE, "Greeter.First", response_type=Resp)
+        await _send_many(stream, DEFAULT_WINDOW * 3)
+        assert await stream.response() == Resp("0")
+
+
+async def test_bidi_stream_ended_early_does_not_block_the_sender(client: Client) -> None:
+    async with asyncio.timeout(BOUND):
+        stream = await client.stream(SERVICE, "Greeter.Head", response_type=Resp)
+        await _send_many(stream, DEFAULT_WINDOW * 3)
+        stream.close_send()
+        assert [r async for r in stream] == [Resp("0")]
+
+
+async def test_slow_handler_blocks_the_client_sender_at_the_window(
+    client: Client, probe: Probe
+) -> None:
+    total = DEFAULT_WINDOW * 3
+    sent = 0
+
+    async def sender(stream: ClientStream[Any]) -> None:
+        nonlocal sent
+        for _ in range(total):
+            await stream.send(Req("n", count=1))
+            sent += 1
+
+    async with asyncio.timeout(BOUND):
+        stream = await client.stream(SERVICE, "Greeter.GatedTotal")
+        task = asyncio.create_task(sender(stream))
+        # Round trips on the same connection let the sender run as far as it can.
+        for _ in range(3):
+            await client.call(SERVICE, "Greeter.Hello", Req("barrier"))
+        assert sent == DEFAULT_WINDOW
+        assert not task.done()
+        probe.release.set()
+        await task
+        assert await stream.response() == total
 
 
 # -- flow control --------------------------------------------------------------------------
@@ -300,12 +403,12 @@ async def test_server_stop_fails_pending_calls_at_once(
     async with asyncio.timeout(BOUND):
         await probe.started.wait()
         stream = await client.stream(SERVICE, "Greeter.Endless", Req("x"))
+        assert await stream.recv() == 0  # the stream is being served
         await server.stop(grace=0)
         with pytest.raises(errors.ConnectionError):
             await call
         with pytest.raises(errors.ConnectionError):
-            async for _ in stream:
-                pass
+            await _recv_many(stream, DEFAULT_WINDOW + 1)
         await probe.cancelled.wait()
 
 
@@ -336,7 +439,11 @@ async def test_graceful_stop_finishes_in_flight_calls_and_refuses_new_ones(
     async with asyncio.timeout(BOUND):
         await probe.started.wait()
         stopping = asyncio.create_task(server.stop(grace=BOUND * 2))
-        await server.wait_until(lambda: server._stopping)
+        for _ in range(100):  # stop() marks the server as stopping in its first step
+            if server._stopping:
+                break
+            await asyncio.sleep(0)
+        assert server._stopping
         # A new call on the open connection is refused with 503...
         with pytest.raises(errors.ServiceUnavailable) as info:
             await client.call(SERVICE, "Greeter.Hello", Req("late"))
@@ -453,7 +560,8 @@ def _tls_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
-async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+async def test_tls_with_a_private_ca(tmp_path: Path, over: str) -> None:
     ca_file, cert_file, key_file = _tls_files(tmp_path)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert_file, key_file)
@@ -461,9 +569,9 @@ async def test_tls_with_a_private_ca(tmp_path: Path) -> None:
 
     server = WatchedServer(ssl=server_ctx)
     server.add(SERVICE, endpoints_of(Greeter(Probe())))
-    bound = await server.start("127.0.0.1:0")
-    assert str(bound).startswith("tls://127.0.0.1:")
-    address = f"tls://127.0.0.1:{bound.port}"
+    bound = await server.start("127.0.0.1:0" if over == "tcp" else f"unix:{tmp_path}/t.sock")
+    address = str(bound)
+    assert address.startswith("tls://127.0.0.1:" if over == "tcp" else "tls://unix:")
     client = Client(proxy=address, pool=Pool(ssl=client_ctx))
     stranger = Client(proxy=address)  # trusts only the system's CAs
     try:

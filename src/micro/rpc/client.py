@@ -108,7 +108,8 @@ class Client:
         self.content_type = content_type
         self.timeout = timeout
         self.retries = retries
-        self.metadata = dict(metadata or {})
+        # Metadata keys are lower case on the wire, as per-call metadata already is.
+        self.metadata = {k.lower(): v for k, v in (metadata or {}).items()}
         self.pool = pool or Pool()
         self.selector = Selector(lookup) if lookup is not None else None
         self._unary: Next = self._send_unary
@@ -184,7 +185,10 @@ class Client:
         ct = content_type or self.content_type
         body = None if request is _NO_REQUEST else codec_for(ct).encode(request)
         call = self._client_call(service, endpoint, body, ct, timeout, metadata, address)
-        call.timeout = timeout  # streams live as long as they are read unless told otherwise
+        if timeout is None:
+            # A stream lives as long as it is read, unless told otherwise or opened while
+            # serving a call: then it ends with that call's deadline.
+            call.timeout = context.deadline_left()
         stream: Stream = await self._open(call)
         return ClientStream(stream, ct, response_type)
 

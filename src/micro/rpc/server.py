@@ -208,9 +208,7 @@ class Server:
         if route.endpoint.kind == "unary":
             running = TaskEnd()
             conn.streams[stream_id] = running
-            task = loop.create_task(
-                self._serve_unary(conn, stream_id, running, header, body, route)
-            )
+            task = loop.create_task(self._serve_unary(conn, stream_id, header, body, route))
             running.task = task
             task.add_done_callback(functools.partial(self._finished, conn, stream_id, running))
         else:
@@ -253,7 +251,6 @@ class Server:
         self,
         conn: Connection,
         stream_id: int,
-        running: TaskEnd,
         header: frames.RequestHeader,
         body: bytes,
         route: _Route,

@@ -150,7 +150,7 @@ class Stream:
 
     async def send(self, body: bytes) -> None:
         """Send one message, waiting for credit and for the socket to accept more."""
-        while False:
+        while self._credit <= 0 and not self._peer_done:
             if self._error is not None:
                 raise self._error
             self._credit_waiter = self.conn.loop.create_future()

@@ -90,7 +90,7 @@ async def listen(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(address.path)
             server = await loop.create_unix_server(factory, address.path, ssl=ssl)
-            return server, address
+            return server, Address(path=address.path, tls=ssl is not None)
         host = address.host or None
         server = await loop.create_server(factory, host, address.port, ssl=ssl, reuse_address=True)
     except OSError as exc:
@@ -117,7 +117,14 @@ async def connect(
     try:
         async with asyncio.timeout(timeout):
             if address.is_unix:
-                _, protocol = await loop.create_unix_connection(factory, address.path, ssl=ssl)
+                # A Unix socket has no host name to check a certificate against: a local
+                # server's certificate names "localhost", so that stands in.
+                _, protocol = await loop.create_unix_connection(
+                    factory,
+                    address.path,
+                    ssl=ssl,
+                    server_hostname="localhost" if ssl is not None else None,
+                )
             else:
                 server_hostname = address.host if ssl is not None else None
                 _, protocol = await loop.create_connection(
