@@ -29,9 +29,22 @@ from micro.rpc.types import ClientMiddleware, ServerMiddleware
 from micro.settings import Settings, load
 from micro.wire.transport import Address, run
 
-__all__ = ["Service"]
+__all__ = ["Service", "describe_endpoints"]
 
 log = logging.getLogger("micro.service")
+
+
+def describe_endpoints(endpoints: list[Endpoint]) -> list[RegistryEndpoint]:
+    """Endpoints as the registry publishes them: name, request/response JSON Schemas, metadata."""
+    return [
+        RegistryEndpoint(
+            name=ep.name,
+            request=ep.request_schema(),
+            response=ep.response_schema(),
+            metadata=ep.metadata,
+        )
+        for ep in endpoints
+    ]
 
 
 class Service:
@@ -120,15 +133,7 @@ class Service:
             name=self.name,
             version=self.version,
             metadata=self.metadata,
-            endpoints=[
-                RegistryEndpoint(
-                    name=ep.name,
-                    request=ep.request_schema(),
-                    response=ep.response_schema(),
-                    metadata=ep.metadata,
-                )
-                for ep in self._endpoints
-            ],
+            endpoints=describe_endpoints(self._endpoints),
             nodes=[Node(id=self.node_id, address=self.address, metadata={"protocol": "micro"})],
         )
 
@@ -139,6 +144,10 @@ class Service:
         self._address = await self._server.start(self._listen)
         self._server.fallback = None
         client_module.set_default(self.client)
+        from micro.store.client import RPCStore
+        from micro.store.default import set_default as set_default_store
+
+        set_default_store(RPCStore(self.client), database=self.namespace, table=self.name)
         log.info("Starting [service] %s on %s", self.name, self.address)
         await self._register(first=True)
         self._register_task = asyncio.get_running_loop().create_task(self._keep_registered())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -24,48 +23,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from micro.cli._client import Session, run_with_client
+from micro.cli._format import parse_duration
 from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand
 
 if TYPE_CHECKING:
     from micro.rpc.client import ClientStream
 
-__all__ = ["call", "parse_duration", "pretty", "stream"]
+__all__ = ["call", "pretty", "stream"]
 
 _JSON = "application/json"
-
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (``5s``, ``500ms``, ``1m30s``); a plain number is
-    seconds. ``ValueError`` for anything else or a duration that is not positive."""
-    raw = text.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        if not raw:
-            raise ValueError("empty duration") from None
-        while pos < len(raw):
-            match = _DURATION_PART.match(raw, pos)
-            if match is None:
-                raise ValueError(f"invalid duration {text!r}") from None
-            seconds += float(match[1]) * _UNITS[match[2]]
-            pos = match.end()
-    if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"duration {text!r} must be positive")
-    return seconds
 
 
 def pretty(data: bytes) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from micro.cli._client import Session, run_with_client
+from micro.cli._format import table
 from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand, SubGroup
 
@@ -128,17 +129,6 @@ def format_endpoint(endpoint: Endpoint) -> list[str]:
     lines.append(f"Request: {_fields(endpoint.request)}")
     lines.append(f"Response: {_fields(endpoint.response)}")
     return lines
-
-
-def table(rows: list[tuple[str, ...]], gap: int = 2) -> list[str]:
-    """Rows as left-aligned columns (a tabwriter with space padding)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return [
-        "".join(
-            cell.ljust(widths[i] + gap) if i < len(row) - 1 else cell for i, cell in enumerate(row)
-        ).rstrip()
-        for row in rows
-    ]
 
 
 def _pairs(metadata: dict[str, str]) -> str:

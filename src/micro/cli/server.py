@@ -27,19 +27,36 @@ __all__ = ["server", "service"]
     show_default=True,
     help="Named wiring of backends: local or test.",
 )
+@click.option("--registry", envvar="MICRO_REGISTRY", help="Registry plugin (memory).")
 @click.option(
-    "--registry", envvar="MICRO_REGISTRY", help="Registry plugin, overriding the profile's."
+    "--store", envvar="MICRO_STORE", help="Store plugin: sqlite, memory, postgres, redis."
 )
-def server(proxy_address: str, profile: str, registry: str | None) -> None:
-    """Run the micro server: registry and proxy in one process, until SIGINT/SIGTERM."""
+@click.option(
+    "--store_address",
+    envvar="MICRO_STORE_ADDRESS",
+    help="Store backend URL (postgresql://, redis://).",
+)
+def server(
+    proxy_address: str,
+    profile: str,
+    registry: str | None,
+    store: str | None,
+    store_address: str | None,
+) -> None:
+    """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
     from micro.server.app import run_server
     from micro.settings import load
 
     os.environ["MICRO_PROXY_ADDRESS"] = proxy_address
     os.environ["MICRO_PROFILE"] = profile
-    if registry:
-        os.environ["MICRO_REGISTRY"] = registry
+    for key, value in (
+        ("MICRO_REGISTRY", registry),
+        ("MICRO_STORE", store),
+        ("MICRO_STORE_ADDRESS", store_address),
+    ):
+        if value:
+            os.environ[key] = value
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: run_server(settings))

@@ -19,35 +19,27 @@ from typing import Any
 
 from micro.debug import Debug
 from micro.registry.base import Node, Registry, Service
-from micro.registry.handler import Registry as RegistryHandler
-from micro.rpc.endpoint import endpoints_of
+from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
-from micro.server import plugins, profiles
+from micro.server.blocks import BLOCKS, build
 from micro.server.proxy import Forwarder
+from micro.service import describe_endpoints
 from micro.settings import Settings
 
-__all__ = ["BLOCKS", "MicroServer", "serve_block"]
+__all__ = ["MicroServer", "run_server", "serve_block"]
 
 log = logging.getLogger("micro.server")
 
-BLOCKS = ("registry",)
-"""Blocks that ``micro service <block>`` can run alone."""
 
-
-def build_registry(settings: Settings) -> Registry:
-    """The registry backend the profile (or ``MICRO_REGISTRY``) names."""
-    name = profiles.plugin_for("registry", settings)
-    cls = plugins.load("registry", name)
-    if name == "rpc":
-        raise ValueError("the server cannot use the rpc registry: it hosts the registry itself")
-    registry: Registry = cls()
-    return registry
-
-
-def _handlers(block: str, backend: Any) -> list[Any]:
-    if block == "registry":
-        return [RegistryHandler(backend)]
-    raise ValueError(f"unknown block {block!r}")
+def _host(rpc: Server, names: list[str], built: dict[str, Any]) -> dict[str, list[Endpoint]]:
+    """Serve each block's handlers under the block's name; returns the endpoints hosted."""
+    hosted: dict[str, list[Endpoint]] = {}
+    for name in names:
+        eps = [ep for handler in BLOCKS[name].handlers(built[name]) for ep in endpoints_of(handler)]
+        rpc.add(name, eps)
+        hosted[name] = eps
+    rpc.add_internal(endpoints_of(Debug(rpc.stats)))
+    return hosted
 
 
 class MicroServer:
@@ -56,28 +48,33 @@ class MicroServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.rpc = Server()
-        self.registry: Registry | None = None
+        self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.address = ""
 
+    @property
+    def registry(self) -> Registry:
+        """The registry backend (after :meth:`start`)."""
+        registry: Registry = self.backends["registry"]
+        return registry
+
     async def start(self) -> None:
         """Build the blocks, listen, register the core services."""
-        self.registry = build_registry(self.settings)
-        for handler in _handlers("registry", self.registry):
-            self.rpc.add("registry", endpoints_of(handler))
-        self.rpc.add_internal(endpoints_of(Debug(self.rpc.stats)))
+        names = list(BLOCKS)
+        self.backends = build(names, self.settings)
+        hosted = _host(self.rpc, names, self.backends)
         self.forwarder = Forwarder(self.registry)
         self.rpc.fallback = self.forwarder
         bound = await self.rpc.start(self.settings.proxy_address)
         self.address = _advertised(str(bound))
         await self.forwarder.start()
-        for name in BLOCKS:
+        for name, eps in hosted.items():
             await self.registry.register(
                 Service(
                     name=name,
                     version="latest",
                     nodes=[Node(id=f"{name}-{os.getpid()}", address=self.address)],
-                    endpoints=[],
+                    endpoints=describe_endpoints(eps),
                 ),
                 domain="micro",
             )
@@ -95,10 +92,14 @@ class MicroServer:
         if self.forwarder is not None:
             await self.forwarder.stop()
         await self.rpc.stop(grace=5.0)
-        if self.registry is not None:
-            await self.registry.close()
+        await _close(self.backends)
         with contextlib.suppress(FileNotFoundError):
             (self.settings.home / "server" / "server.json").unlink()
+
+
+async def _close(backends: dict[str, Any]) -> None:
+    for backend in reversed(list(backends.values())):
+        await backend.close()
 
 
 def _advertised(bound: str) -> str:
@@ -137,13 +138,9 @@ async def run_server(settings: Settings) -> None:
 
 async def serve_block(block: str, settings: Settings, address: str) -> None:
     """Run one block alone as its own service (``micro service <block>``)."""
-    if block not in BLOCKS:
-        raise ValueError(f"unknown block {block!r}; known blocks: {', '.join(BLOCKS)}")
-    backend = build_registry(settings)
+    backends = build([block], settings)
     rpc = Server()
-    for handler in _handlers(block, backend):
-        rpc.add(block, endpoints_of(handler))
-    rpc.add_internal(endpoints_of(Debug(rpc.stats)))
+    _host(rpc, [block], backends)
     bound: list[str] = []
 
     async def start() -> None:
@@ -151,6 +148,6 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
 
     async def stop() -> None:
         await rpc.stop(grace=5.0)
-        await backend.close()
+        await _close(backends)
 
     await _serve_until_signal(start, stop, lambda: f"micro service {block} ready: {bound[0]}")

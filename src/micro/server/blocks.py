@@ -1,0 +1,76 @@
+"""The building blocks the server hosts: how each backend is built, which handlers serve it.
+
+One table, so ``micro server`` (every block on the proxy listener) and ``micro service
+<block>`` (one block on a listener of its own) build blocks the same way. A block may need
+others built first (config lives on the store); they are built in the table's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from micro.server import plugins, profiles
+from micro.settings import Settings
+
+__all__ = ["BLOCKS", "Block", "build"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block: its backend from settings (and blocks built before it), its handlers."""
+
+    name: str
+    backend: Callable[[Settings, dict[str, Any]], Any]
+    handlers: Callable[[Any], list[object]]
+    requires: tuple[str, ...] = ()
+
+
+def _plugin(block: str) -> Callable[[Settings, dict[str, Any]], Any]:
+    def build(settings: Settings, built: dict[str, Any]) -> Any:
+        name = profiles.plugin_for(block, settings)
+        if name == "rpc":
+            raise ValueError(f"the server cannot use the rpc {block}: it hosts the {block} itself")
+        return plugins.create(block, name, settings)
+
+    return build
+
+
+def _registry_handlers(backend: Any) -> list[object]:
+    from micro.registry.handler import Registry
+
+    return [Registry(backend)]
+
+
+def _store_handlers(backend: Any) -> list[object]:
+    from micro.store.handler import Store
+
+    return [Store(backend)]
+
+
+BLOCKS: dict[str, Block] = {
+    "registry": Block("registry", _plugin("registry"), _registry_handlers),
+    "store": Block("store", _plugin("store"), _store_handlers),
+}
+"""Every block, in the order they are built."""
+
+
+def build(names: list[str], settings: Settings) -> dict[str, Any]:
+    """Backends for ``names`` and what they require, in table order."""
+    wanted: set[str] = set()
+
+    def need(name: str) -> None:
+        if name not in BLOCKS:
+            raise ValueError(f"unknown block {name!r}; known blocks: {', '.join(BLOCKS)}")
+        wanted.add(name)
+        for dep in BLOCKS[name].requires:
+            need(dep)
+
+    for name in names:
+        need(name)
+    built: dict[str, Any] = {}
+    for name, block in BLOCKS.items():
+        if name in wanted:
+            built[name] = block.backend(settings, built)
+    return built
