@@ -12,7 +12,8 @@ The names here are the framework's face::
     service.handle(Helloworld())
     service.run()
 
-Everything else (``micro.errors``, ``micro.client``, ``micro.registry``, ``micro.context``)
+Everything else (``micro.errors``, ``micro.client``, ``micro.config``, ``micro.registry``,
+``micro.context``)
 is imported on first use, so a service or ``micro --help`` starts fast.
 """
 
@@ -25,16 +26,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     import micro.client as client
+    import micro.config as config
     import micro.context as context
     import micro.errors as errors
     import micro.registry as registry
     from micro.service import Service
 
-__all__ = ["Service", "__version__", "client", "context", "errors", "registry"]
+__all__ = ["Service", "__version__", "client", "config", "context", "errors", "registry"]
 
 _LAZY = {
     "Service": ("micro.service", "Service"),
     "client": ("micro.client", None),
+    "config": ("micro.config", None),
     "context": ("micro.context", None),
     "errors": ("micro.errors", None),
     "registry": ("micro.registry", None),

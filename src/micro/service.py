@@ -148,6 +148,9 @@ class Service:
         from micro.store.default import set_default as set_default_store
 
         set_default_store(RPCStore(self.client), database=self.namespace, table=self.name)
+        import micro.config
+
+        await micro.config.attach(self.client, namespace=self.namespace)
         log.info("Starting [service] %s on %s", self.name, self.address)
         await self._register(first=True)
         self._register_task = asyncio.get_running_loop().create_task(self._keep_registered())
@@ -189,6 +192,9 @@ class Service:
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
         await self._server.stop(grace)
+        import micro.config
+
+        await micro.config.detach()
         if self._client is not None:
             await self._client.close()
         log.info("Stopped [service] %s", self.name)

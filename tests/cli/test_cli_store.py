@@ -75,10 +75,10 @@ def test_bad_input(micro_server: MicroServerProcess, tmp_path: Path) -> None:
     assert "Invalid expiry" in bad_expiry.stderr
     empty = micro_server.micro("store", "write", "", "v")
     assert empty.returncode == 127
-    assert "key is empty" in empty.stderr
+    assert "Key is empty" in empty.stderr
     bad_table = micro_server.micro("store", "write", "k", "v", "-t", "no such;table")
     assert bad_table.returncode == 127
-    assert "invalid table name" in bad_table.stderr
+    assert "Invalid table name" in bad_table.stderr
     garbage = tmp_path / "garbage.jsonl"
     garbage.write_text('{"key": "x"}\n')
     restored = micro_server.micro("store", "restore", "--source", str(garbage))

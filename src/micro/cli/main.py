@@ -25,24 +25,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "micro.cli.call",
         "call",
     ),
+    "config": ("micro.cli.config", "config"),
     "debug": ("micro.cli.debug", "debug"),
     "env": ("micro.cli.env", "env"),
     "get": ("micro.cli.registry", "get"),
     "server": ("micro.cli.server", "server"),
     "service": ("micro.cli.server", "service"),
     "services": ("micro.cli.registry", "services"),
+    "store": ("micro.cli.store", "store"),
     "stream": ("micro.cli.call", "stream"),
 }
 """Command name -> (module, attribute): loaded on use."""
 
 _HELP: dict[str, str] = {
     "call": "Call a service endpoint with a JSON request",
+    "config": "Manage configuration values: get, set, del",
     "debug": "Debug a service: health",
     "env": "Get, set, add or delete environments",
     "get": "Get a resource: a service's nodes and endpoints",
     "server": "Run the micro server",
     "service": "Run one building block as a service",
     "services": "List the services in the registry",
+    "store": "Read, write, list and delete records; snapshot and restore",
     "stream": "Call a streaming endpoint and print each message",
 }
 

@@ -86,6 +86,14 @@ def read(
     from micro.store.client import RPCStore
 
     async def body(session: Session) -> list[Any]:
+        from micro import errors
+
+        try:
+            return await _read(session, key)
+        except errors.NotFound:
+            raise CliError("Not found", 1) from None  # Micro's plain error, exit 1
+
+    async def _read(session: Session, key: str) -> list[Any]:
         return await RPCStore(session.client).read(
             key,
             database=_db(session, database),

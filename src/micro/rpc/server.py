@@ -100,6 +100,7 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._conns: set[Connection] = set()
         self._inflight = 0
+        self._streams: dict[Stream, asyncio.Task[None]] = {}
         self._stopping = False
         self._idle: asyncio.Event | None = None
 
@@ -141,10 +142,20 @@ class Server:
         return Connection(dispatcher=self, max_frame=self._max_frame)
 
     async def stop(self, grace: float = 10.0) -> None:
-        """Stop accepting, drain in-flight calls for up to ``grace`` seconds, then close."""
+        """Stop accepting, drain in-flight calls for up to ``grace`` seconds, then close.
+
+        Streaming calls end at once with 503 "shutting down": a watch has no end to wait
+        for, and its caller reconnects (to another node, or to this one restarted).
+        """
         self._stopping = True
         if self._listener is not None:
             self._listener.close()
+        for stream, task in list(self._streams.items()):
+            if not stream.finished:
+                stream.fail(
+                    errors.ServiceUnavailable("micro.server", "the server is shutting down")
+                )
+            task.cancel()
         if self._inflight:
             self._idle = asyncio.Event()
             try:
@@ -218,6 +229,7 @@ class Server:
                 stream.recv_ended()
             task = loop.create_task(self._serve_stream(stream, header, body, flags, route))
             stream.on_cancel = task.cancel
+            self._streams[stream] = task
             task.add_done_callback(functools.partial(self._finished, conn, stream_id, stream))
 
     def _finished(
@@ -226,6 +238,8 @@ class Server:
         # A done callback rather than a ``finally``: a task cancelled before its first step
         # (a CANCEL read together with its REQUEST) never runs its body, yet must be counted.
         conn.forget(stream_id, end)
+        if isinstance(end, Stream):
+            self._streams.pop(end, None)
         self._done()
 
     # -- serving --------------------------------------------------------------------------

@@ -49,9 +49,23 @@ def _store_handlers(backend: Any) -> list[object]:
     return [Store(backend)]
 
 
+def _config(settings: Settings, built: dict[str, Any]) -> Any:
+    from micro.config.secrets import SecretBox
+    from micro.config.store import StoreConfig
+
+    return StoreConfig(built["store"], secrets=SecretBox.from_settings(settings))
+
+
+def _config_handlers(backend: Any) -> list[object]:
+    from micro.config.handler import Config
+
+    return [Config(backend)]
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
+    "config": Block("config", _config, _config_handlers, requires=("store",)),
 }
 """Every block, in the order they are built."""
 
