@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLOWORLD = ROOT / "examples" / "helloworld" / "main.py"
@@ -15,3 +19,76 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# --------------------------------------------------------------------------- backends
+
+POSTGRES_HOST = "127.0.0.1:5432"
+POSTGRES_DATABASE = "test"
+POSTGRES_USERS = ("postgres", "root")
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Each backend is looked for once per test run: its URL, or why it is missing.
+_found: dict[str, str] = {}
+_missing: dict[str, str] = {}
+
+
+def backend_missing(reason: str) -> NoReturn:
+    """Skip the test because its backend is not there, or fail it where every backend
+    is required (``MICRO_REQUIRE_BACKENDS=1``, as in CI)."""
+    if os.environ.get("MICRO_REQUIRE_BACKENDS") == "1":
+        pytest.fail(f"{reason} (MICRO_REQUIRE_BACKENDS=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+async def require_postgres() -> str:
+    """The URL of the test PostgreSQL (database ``test`` on loopback, trust auth, user
+    ``postgres`` or else ``root``), or skip/fail the test with the reason."""
+    if "postgres" not in _found and "postgres" not in _missing:
+        try:
+            import asyncpg
+        except ImportError:
+            _missing["postgres"] = "PostgreSQL: asyncpg is not installed (the 'postgres' extra)"
+        else:
+            reasons = []
+            for user in POSTGRES_USERS:
+                url = f"postgresql://{user}@{POSTGRES_HOST}/{POSTGRES_DATABASE}"
+                try:
+                    conn = await asyncpg.connect(url, timeout=5)
+                except Exception as exc:  # whatever stops a connection is the reason to show
+                    reasons.append(f"as {user}: {type(exc).__name__}: {exc}")
+                    continue
+                await conn.close()
+                _found["postgres"] = url
+                break
+            else:
+                _missing["postgres"] = (
+                    f"PostgreSQL not reachable at {POSTGRES_HOST}: {'; '.join(reasons)}"
+                )
+    if "postgres" in _missing:
+        backend_missing(_missing["postgres"])
+    return _found["postgres"]
+
+
+async def require_redis() -> str:
+    """The URL of the test Redis (loopback, port 6379), or skip/fail with the reason."""
+    if "redis" not in _found and "redis" not in _missing:
+        try:
+            import redis.asyncio
+        except ImportError:
+            _missing["redis"] = "Redis: redis is not installed (the 'redis' extra)"
+        else:
+            client = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=5)
+            try:
+                await client.ping()
+            except Exception as exc:  # whatever stops a connection is the reason to show
+                _missing["redis"] = (
+                    f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}: {exc}"
+                )
+            else:
+                _found["redis"] = REDIS_URL
+            finally:
+                await client.aclose()
+    if "redis" in _missing:
+        backend_missing(_missing["redis"])
+    return _found["redis"]
