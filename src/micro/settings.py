@@ -63,6 +63,9 @@ class Settings:
     store: str | None = None
     store_address: str | None = None
     """``MICRO_STORE_ADDRESS``: ``postgresql://...`` or ``redis://...`` for those plugins."""
+    store_prefix: str = "micro"
+    """``MICRO_STORE_PREFIX``: the store's own space on a shared backend (the PostgreSQL
+    schema, the Redis key prefix), so several platforms can share one server."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
 
@@ -96,5 +99,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         registry_address=get("MICRO_REGISTRY_ADDRESS"),
         store=get("MICRO_STORE"),
         store_address=get("MICRO_STORE_ADDRESS"),
+        store_prefix=get("MICRO_STORE_PREFIX") or "micro",
         config_secret_key=get("MICRO_CONFIG_SECRET_KEY"),
     )
