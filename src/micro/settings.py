@@ -7,11 +7,12 @@ variables, so a flag and its variable can never disagree.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_PROXY", "Settings", "home", "load"]
+__all__ = ["DEFAULT_PROXY", "Settings", "home", "load", "server_ssl"]
 
 DEFAULT_PROXY = "127.0.0.1:8081"
 
@@ -66,8 +67,31 @@ class Settings:
     store_prefix: str = "micro"
     """``MICRO_STORE_PREFIX``: the store's own space on a shared backend (the PostgreSQL
     schema, the Redis key prefix), so several platforms can share one server."""
+    tls_cert_file: str | None = None
+    """``MICRO_TLS_CERT_FILE`` and ``MICRO_TLS_KEY_FILE``: serve the proxy over TLS."""
+    tls_key_file: str | None = None
+    auth_id: str | None = None
+    """``MICRO_AUTH_ID`` and ``MICRO_AUTH_SECRET``: a service's own account (the runtime
+    sets them); without them a hand-started service acts as the developer's CLI login."""
+    auth_secret: str | None = None
+    admin_password: str | None = None
+    """``MICRO_ADMIN_PASSWORD``: the first admin's password (see ARCHITECTURE.md)."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
+
+
+def server_ssl(settings: Settings) -> ssl.SSLContext | None:
+    """The proxy's TLS context when a certificate and key are configured (both or neither)."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise ValueError("TLS needs both MICRO_TLS_CERT_FILE and MICRO_TLS_KEY_FILE")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the TLS certificate or key: {exc}") from None
+    return context
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,4 +125,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store_address=get("MICRO_STORE_ADDRESS"),
         store_prefix=get("MICRO_STORE_PREFIX") or "micro",
         config_secret_key=get("MICRO_CONFIG_SECRET_KEY"),
+        tls_cert_file=get("MICRO_TLS_CERT_FILE"),
+        tls_key_file=get("MICRO_TLS_KEY_FILE"),
+        admin_password=get("MICRO_ADMIN_PASSWORD"),
+        auth_id=get("MICRO_AUTH_ID"),
+        auth_secret=get("MICRO_AUTH_SECRET"),
     )

@@ -36,12 +36,22 @@ __all__ = ["server", "service"]
     envvar="MICRO_STORE_ADDRESS",
     help="Store backend URL (postgresql://, redis://).",
 )
+@click.option(
+    "--tls_cert_file",
+    envvar="MICRO_TLS_CERT_FILE",
+    help="Serve the proxy over TLS with this certificate (PEM).",
+)
+@click.option(
+    "--tls_key_file", envvar="MICRO_TLS_KEY_FILE", help="The TLS certificate's private key (PEM)."
+)
 def server(
     proxy_address: str,
     profile: str,
     registry: str | None,
     store: str | None,
     store_address: str | None,
+    tls_cert_file: str | None,
+    tls_key_file: str | None,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
@@ -54,6 +64,8 @@ def server(
         ("MICRO_REGISTRY", registry),
         ("MICRO_STORE", store),
         ("MICRO_STORE_ADDRESS", store_address),
+        ("MICRO_TLS_CERT_FILE", tls_cert_file),
+        ("MICRO_TLS_KEY_FILE", tls_key_file),
     ):
         if value:
             os.environ[key] = value

@@ -32,7 +32,10 @@ class Call:
     stream: bool = False
     peer: str = ""
     account: Any = None
-    """Set by auth middleware: the verified caller's account."""
+    """Set by the server's door: the verified caller's account (``None`` = anonymous)."""
+    checked: bool = False
+    """True once a door admitted the call; handlers enforce namespaces only then (a bare
+    server, as in the conformance suites, has no door and no accounts)."""
     values: dict[str, Any] = field(default_factory=dict)
     """Free space for middleware to hand things to the handler."""
 

@@ -17,7 +17,7 @@ import functools
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from micro import errors
 from micro.codec import Codec, codec_for
@@ -29,6 +29,9 @@ from micro.wire import frames
 from micro.wire.connection import Connection, TaskEnd
 from micro.wire.stream import Stream
 from micro.wire.transport import Address, listen, parse_address
+
+if TYPE_CHECKING:
+    from micro.auth.door import Door
 
 __all__ = ["Fallback", "Server"]
 
@@ -91,6 +94,8 @@ class Server:
     ) -> None:
         self.middleware: list[ServerMiddleware] = list(middleware)
         self.fallback: Fallback | None = None
+        self.door: Door | None = None
+        """When set, every call is admitted by it first (auth); the account lands on the call."""
         self.address: Address | None = None
         self.stats = {"requests": 0, "errors": 0}
         self._services: dict[str, dict[str, _Route]] = {}
@@ -274,6 +279,11 @@ class Server:
             ep = route.endpoint
             request = codec.decode(body, ep.request_type) if ep.takes_request else None
             call = self._call(conn, header, request, False)
+            if self.door is not None:
+                call.account = await self.door.admit(
+                    header.metadata, header.service, header.endpoint
+                )
+                call.checked = True
             if call.deadline is not None:
                 async with asyncio.timeout_at(call.deadline):
                     response = await route.invoke(call)
@@ -303,6 +313,11 @@ class Server:
             else:
                 request = _incoming(stream, codec, ep.request_type)
             call = self._call(conn, header, request, True)
+            if self.door is not None:
+                call.account = await self.door.admit(
+                    header.metadata, header.service, header.endpoint
+                )
+                call.checked = True
             if call.deadline is not None:
                 async with asyncio.timeout_at(call.deadline):
                     await self._answer_stream(stream, codec, ep, route, call)

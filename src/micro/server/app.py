@@ -24,7 +24,8 @@ from micro.rpc.server import Server
 from micro.server.blocks import BLOCKS, build
 from micro.server.proxy import Forwarder
 from micro.service import describe_endpoints
-from micro.settings import Settings
+from micro.settings import Settings, server_ssl
+from micro.wire.transport import Address
 
 __all__ = ["MicroServer", "run_server", "serve_block"]
 
@@ -47,7 +48,7 @@ class MicroServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rpc = Server()
+        self.rpc = Server(ssl=server_ssl(settings))
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.address = ""
@@ -66,7 +67,7 @@ class MicroServer:
         self.forwarder = Forwarder(self.registry)
         self.rpc.fallback = self.forwarder
         bound = await self.rpc.start(self.settings.proxy_address)
-        self.address = _advertised(str(bound))
+        self.address = _advertised(bound)
         await self.forwarder.start()
         for name, eps in hosted.items():
             await self.registry.register(
@@ -102,11 +103,11 @@ async def _close(backends: dict[str, Any]) -> None:
         await backend.close()
 
 
-def _advertised(bound: str) -> str:
-    host, _, port = bound.rpartition(":")
-    if host in ("", "0.0.0.0", "[::]", "::"):
-        return f"127.0.0.1:{port}"
-    return bound
+def _advertised(bound: Address) -> str:
+    """The address clients can dial: a wildcard host is reached at 127.0.0.1."""
+    if bound.host in ("", "0.0.0.0", "::"):
+        bound = Address(host="127.0.0.1", port=bound.port, path=bound.path, tls=bound.tls)
+    return str(bound)
 
 
 async def _serve_until_signal(
@@ -144,7 +145,7 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
     bound: list[str] = []
 
     async def start() -> None:
-        bound.append(_advertised(str(await rpc.start(address))))
+        bound.append(_advertised(await rpc.start(address)))
 
     async def stop() -> None:
         await rpc.stop(grace=5.0)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 
 from micro import errors
+from micro.auth.door import Door
 from micro.registry.base import Registry, Result
 from micro.rpc.selector import Selector
 from micro.wire import frames
@@ -28,8 +29,9 @@ log = logging.getLogger("micro.proxy")
 class Forwarder:
     """The server's fallback for calls to services it does not host."""
 
-    def __init__(self, registry: Registry, *, retries: int = 2) -> None:
+    def __init__(self, registry: Registry, *, door: Door | None = None, retries: int = 2) -> None:
         self._registry = registry
+        self._door = door
         self._pool = Pool()
         self._selector = Selector(self._lookup, ttl=30.0)
         self._retries = retries
@@ -117,6 +119,8 @@ class Forwarder:
         body: bytes,
     ) -> None:
         try:
+            if self._door is not None:
+                await self._door.admit(header.metadata, header.service, header.endpoint)
             upstream = await self._upstream(header)
             timeout = header.timeout / 1000 if header.timeout > 0 else None
             data = await upstream.unary(header, body, timeout)
@@ -134,6 +138,8 @@ class Forwarder:
         up: Stream | None = None
         pump: asyncio.Task[None] | None = None
         try:
+            if self._door is not None:
+                await self._door.admit(header.metadata, header.service, header.endpoint)
             upstream = await self._upstream(header)
             first = None if flags & frames.NO_BODY else body
             up = upstream.open_stream(header, first)
