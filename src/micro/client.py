@@ -30,9 +30,15 @@ def new_client(
     namespace: str | None = None,
     middleware: Sequence[ClientMiddleware] = (),
     proxy: str | None = None,
+    identity: bool = True,
 ) -> Client:
     """A client for this environment: core services through the proxy, other services
-    direct to their nodes (or everything through the proxy with ``via_proxy``)."""
+    direct to their nodes (or everything through the proxy with ``via_proxy``).
+
+    With ``identity`` its calls carry who is calling: the service's own account
+    (``MICRO_AUTH_ID``/``MICRO_AUTH_SECRET``), else the developer's ``micro login`` of this
+    environment (so a service started by hand needs no extra step), else nobody.
+    """
     from micro.registry.client import RPCRegistry
 
     settings = settings or load()
@@ -46,14 +52,36 @@ def new_client(
         services = await registry.get_service(service, domain=domain)
         return [node.address for svc in services for node in svc.nodes]
 
+    chain = list(middleware)
+    if identity:
+        who = _identity(settings, ns, holder)
+        if who is not None:
+            chain.insert(0, who)
     client = Client(
         proxy=proxy,
         lookup=None if via_proxy else lookup,
-        middleware=middleware,
+        middleware=chain,
         metadata={"micro-namespace": ns},
     )
     holder.append(client)
     return client
+
+
+def _identity(settings: Settings, namespace: str, holder: list[Client]) -> ClientMiddleware | None:
+    from micro.auth.client import RPCAuth
+
+    def auth() -> RPCAuth:
+        return RPCAuth(holder[0])
+
+    if settings.auth_id and settings.auth_secret:
+        from micro.auth.account_login import AccountLogin
+
+        return AccountLogin(settings.auth_id, settings.auth_secret, namespace=namespace).middleware(
+            auth
+        )
+    from micro.auth.credentials import developer_middleware
+
+    return developer_middleware(settings, auth)
 
 
 def default() -> Client:

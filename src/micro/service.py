@@ -14,6 +14,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from micro import client as client_module
 from micro import errors
@@ -27,11 +28,23 @@ from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
 from micro.rpc.types import ClientMiddleware, ServerMiddleware
 from micro.settings import Settings, load
+
+if TYPE_CHECKING:
+    from micro.auth.remote import RemoteDoor
 from micro.wire.transport import Address, run
 
 __all__ = ["Service", "describe_endpoints"]
 
 log = logging.getLogger("micro.service")
+
+
+def _developer_namespace(settings: Settings) -> str:
+    """A service started by hand lives where its developer works: the namespace of the
+    CLI login it acts as (``micro`` when there is none)."""
+    from micro.auth.credentials import developer_credentials
+
+    credentials = developer_credentials(settings)
+    return credentials.namespace if credentials is not None else "micro"
 
 
 def describe_endpoints(endpoints: list[Endpoint]) -> list[RegistryEndpoint]:
@@ -70,7 +83,7 @@ class Service:
             raise ValueError("a service needs a name: Service('name') or MICRO_SERVICE_NAME")
         self.name = resolved
         self.version = self.settings.service_version or version or "latest"
-        self.namespace = self.settings.namespace or "micro"
+        self.namespace = self.settings.namespace or _developer_namespace(self.settings)
         self.metadata = dict(metadata or {})
         self.node_id = f"{self.name}-{uuid.uuid4()}"
         self._listen = address or self.settings.service_address
@@ -83,6 +96,7 @@ class Service:
         self._register_task: asyncio.Task[None] | None = None
         self._stopped: asyncio.Event | None = None
         self._registered = False
+        self._door: RemoteDoor | None = None
         self._server.add_internal(endpoints_of(Debug(self._server.stats)))
 
     # -- building -------------------------------------------------------------------------
@@ -141,6 +155,12 @@ class Service:
 
     async def start(self) -> None:
         """Listen, register, and keep the registration fresh."""
+        from micro.auth.remote import RemoteDoor
+
+        # Every call is admitted by the rules of this service's namespace (as in Micro).
+        self._door = RemoteDoor(self.client, namespace=self.namespace)
+        self._server.door = self._door.door
+        self._door.start()
         self._address = await self._server.start(self._listen)
         self._server.fallback = None
         client_module.set_default(self.client)
@@ -192,6 +212,8 @@ class Service:
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
         await self._server.stop(grace)
+        if self._door is not None:
+            await self._door.stop()
         import micro.config
 
         await micro.config.detach()

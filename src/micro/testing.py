@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -60,6 +61,11 @@ class MicroServerProcess:
     process: subprocess.Popen[str]
     base_env: dict[str, str]
     services: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def admin_password(self) -> str:
+        """The password of the ``admin`` account of this server."""
+        return self.base_env["MICRO_ADMIN_PASSWORD"]
 
     def env(self, **extra: str) -> dict[str, str]:
         """An environment for a subprocess that talks to this server."""
@@ -124,10 +130,25 @@ class MicroServerProcess:
                 proc.wait()
 
 
+def _admin_password(home: Path) -> str:
+    """A random admin password per ``MICRO_HOME``, kept there: a server restarted on the
+    same home has the same admin."""
+    path = home / "test-admin-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def start_server(
-    home: Path, *, env: dict[str, str] | None = None, timeout: float = 20.0
+    home: Path, *, env: dict[str, str] | None = None, timeout: float = 20.0, login: bool = True
 ) -> MicroServerProcess:
-    """Start ``micro server`` with ``MICRO_HOME=home`` on free ports; wait until it is ready."""
+    """Start ``micro server`` with ``MICRO_HOME=home`` on free ports; wait until it is ready.
+
+    The first admin gets a random password (``MICRO_ADMIN_PASSWORD`` in :meth:`env`) and,
+    with ``login``, the CLI of that ``MICRO_HOME`` is logged in as ``admin``: commands,
+    and services started by hand, act as a developer who ran ``micro login``.
+    """
     home.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
     base.update(
@@ -137,6 +158,7 @@ def start_server(
         MICRO_WEB_ADDRESS="127.0.0.1:0",
         MICRO_REGISTER_TTL="3",
         MICRO_REGISTER_INTERVAL="0.5",
+        MICRO_ADMIN_PASSWORD=_admin_password(home),
     )
     base.update(env or {})
     proc = subprocess.Popen(
@@ -152,7 +174,13 @@ def start_server(
     threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
     line = _wait_line(lines, _READY, timeout, "micro server", proc)
     proxy = line[line.index(_READY) + len(_READY) :].strip()
-    return MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base)
+    server = MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base)
+    if login:
+        done = server.micro("login", "--username", "admin", "--password", server.admin_password)
+        if done.returncode != 0:
+            server.stop()
+            raise RuntimeError(f"cannot log in to the test server: {done.stderr.strip()}")
+    return server
 
 
 def _wait_line(

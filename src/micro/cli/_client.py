@@ -3,7 +3,9 @@
 Every command that talks to a server goes through :func:`run_with_client`, so they all
 agree on which server (``MICRO_PROXY``, ``-e``/``MICRO_ENV``, the current environment),
 which namespace (``-n``/``MICRO_NAMESPACE``, then the environment's current one) and how
-failures read (``Failed to connect to micro server at 127.0.0.1:8081``, exit 4).
+failures read (``Failed to connect to micro server at 127.0.0.1:8081``, exit 4) and who
+is calling: the login of that environment, proxy and namespace in ``MICRO_HOME/tokens``
+(``micro login``), its access token refreshed when less than a minute is left.
 
 Kept light at import time: ``micro services`` must start, ask and print in a blink.
 """
@@ -21,11 +23,13 @@ from micro.cli.errors import CliError, render
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from micro.auth.base import Auth
+    from micro.auth.credentials import Credentials
     from micro.envs import UserConfig
     from micro.rpc.client import Client
     from micro.settings import Settings
 
-__all__ = ["Session", "Target", "run_with_client", "target", "user_config"]
+__all__ = ["Session", "Target", "credentials", "run_with_client", "target", "user_config"]
 
 T = TypeVar("T")
 
@@ -48,6 +52,7 @@ class Session:
     env: str
     proxy: str
     namespace: str
+    credentials: Credentials
 
 
 def user_config(home: Path | None = None) -> UserConfig:
@@ -93,38 +98,58 @@ def target() -> Target:
 
 def _normalise(proxy: str) -> str:
     """Micro's rule: an address without a port means TLS on port 443."""
-    from micro.wire.transport import Address, parse_address
+    from micro.auth.credentials import normalise_proxy
 
     try:
-        parse_address(proxy)
-    except ValueError:
-        try:
-            parsed = parse_address(proxy, default_port=443)
-        except ValueError as exc:
-            raise CliError(f"Invalid proxy address: {exc}", 1) from None
-        return str(Address(host=parsed.host, port=443, tls=True))
-    return proxy
+        return normalise_proxy(proxy)
+    except ValueError as exc:
+        raise CliError(f"Invalid proxy address: {exc}", 1) from None
+
+
+def credentials(where: Target) -> Credentials:
+    """The login the CLI calls ``where`` with (none yet is fine): the one of its
+    namespace, else (``-n`` aimed elsewhere) the one of the environment's current
+    namespace."""
+    from micro.auth.credentials import Credentials
+
+    current = user_config(where.settings.home).namespace(where.env)
+    return Credentials(
+        where.settings.home, where.env, where.proxy, where.namespace, fallback=current
+    )
 
 
 def run_with_client(body: Callable[[Session], Coroutine[Any, Any, T]]) -> T:
     """Run ``body`` with a client through the proxy, close it, and turn any failure into
-    one line and Micro's exit code. Ctrl-C exits 130 without a word."""
+    one line and Micro's exit code. Ctrl-C exits 130 without a word. The client calls as
+    the logged-in account, if any (``micro login``)."""
     where = target()
+    login = credentials(where)
 
     async def main() -> T:
         import logging
 
+        from micro.auth.credentials import client_middleware
         from micro.client import new_client
 
         # Failures reach the user as one line; the library's warnings about them would
         # only repeat it (Python prints unhandled warnings to stderr).
         logging.getLogger("micro").addHandler(logging.NullHandler())
 
+        def auth() -> Auth:  # only made when a token needs refreshing
+            from micro.auth.client import RPCAuth
+
+            return RPCAuth(client)
+
         client = new_client(
-            where.settings, via_proxy=True, namespace=where.namespace, proxy=where.proxy
+            where.settings,
+            via_proxy=True,
+            namespace=where.namespace,
+            proxy=where.proxy,
+            middleware=[client_middleware(login, auth)],
+            identity=False,  # the login above is the CLI's identity (and its -n fallback)
         )
         try:
-            return await body(Session(client, where.env, where.proxy, where.namespace))
+            return await body(Session(client, where.env, where.proxy, where.namespace, login))
         finally:
             await client.close()
 

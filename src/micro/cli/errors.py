@@ -21,7 +21,7 @@ import click
 
 from micro import errors
 
-__all__ = ["CliError", "render"]
+__all__ = ["CliError", "detailed", "render"]
 
 # What a service's server answers for an endpoint it lacks, and for a name it does not
 # serve (reached directly, not through the proxy).
@@ -60,6 +60,21 @@ def render(exc: BaseException, *, proxy: str = "") -> CliError:
     if isinstance(exc, ValueError | KeyError | OSError):
         return CliError(_capital(str(exc).strip("'\"")), 1)
     return CliError(f"Unexpected error: {exc}", 128)
+
+
+def detailed(exc: BaseException, *, proxy: str = "") -> CliError:
+    """As :func:`render`, but an error the platform answered with is shown in its own
+    words, ``Error: <detail>`` (as Micro's auth commands do: ``Error: A rule with this ID
+    already exists``), with the exit code :func:`render` gives it. Connection failures,
+    timeouts and unknown services read as everywhere else."""
+    rendered = render(exc, proxy=proxy)
+    if (
+        not isinstance(exc, errors.MicroError)
+        or isinstance(exc, errors.ConnectionError | errors.Timeout)
+        or rendered.exit_code in (3, 4, 5)
+    ):
+        return rendered
+    return CliError(f"Error: {_capital(exc.detail or exc.status)}", rendered.exit_code)
 
 
 def _missing(exc: errors.NotFound) -> CliError | None:

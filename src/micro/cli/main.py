@@ -21,6 +21,7 @@ from micro.cli.errors import CliError
 __all__ = ["COMMANDS", "cli", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "auth": ("micro.cli.auth", "auth"),
     "call": (
         "micro.cli.call",
         "call",
@@ -29,25 +30,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "debug": ("micro.cli.debug", "debug"),
     "env": ("micro.cli.env", "env"),
     "get": ("micro.cli.registry", "get"),
+    "login": ("micro.cli.user", "login"),
+    "logout": ("micro.cli.user", "logout"),
     "server": ("micro.cli.server", "server"),
     "service": ("micro.cli.server", "service"),
     "services": ("micro.cli.registry", "services"),
     "store": ("micro.cli.store", "store"),
     "stream": ("micro.cli.call", "stream"),
+    "user": ("micro.cli.user", "user"),
 }
 """Command name -> (module, attribute): loaded on use."""
 
 _HELP: dict[str, str] = {
+    "auth": "Manage authentication: accounts, rules and tokens",
     "call": "Call a service endpoint with a JSON request",
     "config": "Manage configuration values: get, set, del",
     "debug": "Debug a service: health",
     "env": "Get, set, add or delete environments",
     "get": "Get a resource: a service's nodes and endpoints",
+    "login": "Log in to the current environment and namespace",
+    "logout": "Log out of the current environment and namespace",
     "server": "Run the micro server",
     "service": "Run one building block as a service",
     "services": "List the services in the registry",
     "store": "Read, write, list and delete records; snapshot and restore",
     "stream": "Call a streaming endpoint and print each message",
+    "user": "Print the current user; its token, namespace and CLI config",
 }
 
 

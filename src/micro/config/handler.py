@@ -2,7 +2,7 @@
 (``config.Config``: ``Get``, ``Set``, ``Delete``, ``Watch``).
 
 The namespace is the request's, else the caller's (``micro-namespace``); who may touch
-which namespace is enforced by the server's auth middleware, as for every block.
+which namespace is checked here: the caller must administer it (Micro's AuthorizeAdmin).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from micro import errors
+from micro.auth import access
 from micro.config.base import Config as ConfigBackend
 from micro.config.proto import (
     DeleteRequest,
@@ -29,7 +30,10 @@ __all__ = ["Config"]
 
 
 def _namespace(requested: str) -> str:
-    return requested or context.namespace()
+    """The namespace acted on; the caller must administer it (Micro's AuthorizeAdmin)."""
+    namespace = requested or context.namespace()
+    access.authorize_admin(namespace)
+    return namespace
 
 
 class Config:

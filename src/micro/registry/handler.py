@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from micro.auth import access
+from micro.registry.base import DEFAULT_DOMAIN, WILDCARD_DOMAIN, Result, Service
 from micro.registry.base import Registry as RegistryBackend
-from micro.registry.base import Result, Service
 from micro.registry.proto import (
     EmptyResponse,
     GetRequest,
@@ -21,8 +22,17 @@ from micro.rpc import context
 __all__ = ["Registry"]
 
 
-def _domain(options: Options) -> str:
-    return options.domain or context.namespace()
+def _domain(options: Options, *, write: bool = False) -> str:
+    """The domain acted on. Reading ``micro`` (the platform's services) is public; reading
+    another needs an account of it; registering needs an admin of it (Micro's rules)."""
+    domain = options.domain or context.namespace()
+    if write:
+        access.authorize_admin(domain)
+    elif domain == WILDCARD_DOMAIN:
+        access.authorize_admin("micro")
+    elif domain != DEFAULT_DOMAIN:
+        access.authorize(domain)
+    return domain
 
 
 def _service(req: RegisterRequest) -> Service:
@@ -44,12 +54,14 @@ class Registry:
     async def register(self, req: RegisterRequest) -> EmptyResponse:
         """Register or refresh a service's nodes for ``options.ttl`` seconds."""
         ttl = req.options.ttl or None
-        await self._backend.register(_service(req), ttl=ttl, domain=_domain(req.options))
+        await self._backend.register(
+            _service(req), ttl=ttl, domain=_domain(req.options, write=True)
+        )
         return EmptyResponse()
 
     async def deregister(self, req: RegisterRequest) -> EmptyResponse:
         """Remove the listed nodes."""
-        await self._backend.deregister(_service(req), domain=_domain(req.options))
+        await self._backend.deregister(_service(req), domain=_domain(req.options, write=True))
         return EmptyResponse()
 
     async def list_services(self, req: ListRequest) -> ListResponse:

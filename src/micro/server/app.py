@@ -22,6 +22,7 @@ from micro.registry.base import Node, Registry, Service
 from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
 from micro.server.blocks import BLOCKS, build
+from micro.server.gate import Gate
 from micro.server.proxy import Forwarder
 from micro.service import describe_endpoints
 from micro.settings import Settings, server_ssl
@@ -51,6 +52,7 @@ class MicroServer:
         self.rpc = Server(ssl=server_ssl(settings))
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
+        self.gate: Gate | None = None
         self.address = ""
 
     @property
@@ -64,11 +66,14 @@ class MicroServer:
         names = list(BLOCKS)
         self.backends = build(names, self.settings)
         hosted = _host(self.rpc, names, self.backends)
-        self.forwarder = Forwarder(self.registry)
+        self.gate = Gate(self.backends["auth"])
+        self.rpc.door = self.gate.door
+        self.forwarder = Forwarder(self.registry, door=self.gate.door)
         self.rpc.fallback = self.forwarder
         bound = await self.rpc.start(self.settings.proxy_address)
         self.address = _advertised(bound)
         await self.forwarder.start()
+        await self.gate.start(self.settings, [self.settings.proxy_address])
         for name, eps in hosted.items():
             await self.registry.register(
                 Service(
@@ -92,6 +97,8 @@ class MicroServer:
         """Stop forwarding and serving; in-flight calls get a short grace period."""
         if self.forwarder is not None:
             await self.forwarder.stop()
+        if self.gate is not None:
+            await self.gate.stop()
         await self.rpc.stop(grace=5.0)
         await _close(self.backends)
         with contextlib.suppress(FileNotFoundError):

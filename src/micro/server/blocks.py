@@ -62,10 +62,24 @@ def _config_handlers(backend: Any) -> list[object]:
     return [Config(backend)]
 
 
+def _auth(settings: Settings, built: dict[str, Any]) -> Any:
+    from micro.auth.keys import KeyPair
+    from micro.auth.store import StoreAuth
+
+    return StoreAuth(built["store"], KeyPair.from_settings(settings))
+
+
+def _auth_handlers(backend: Any) -> list[object]:
+    from micro.auth.handler import handlers
+
+    return list(handlers(backend))
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
     "config": Block("config", _config, _config_handlers, requires=("store",)),
+    "auth": Block("auth", _auth, _auth_handlers, requires=("store",)),
 }
 """Every block, in the order they are built."""
 

@@ -1,13 +1,15 @@
 """Exposes any :class:`Store` as the ``store`` RPC service (``store.Store``).
 
-The database defaults to the caller's namespace and the table to ``micro``; auth (who may
-touch which namespace's database) is enforced by the server's middleware.
+The database defaults to the caller's namespace and the table to ``micro``; the caller
+must administer the database's namespace, and ``Databases`` lists only those it does.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Final, cast
 
+from micro import errors
+from micro.auth import access
 from micro.rpc import context
 from micro.store.base import DEFAULT_TABLE, Order
 from micro.store.base import Store as StoreBackend
@@ -27,8 +29,19 @@ from micro.store.proto import (
 __all__ = ["Store"]
 
 
+RESERVED: Final = frozenset({("micro", "auth"), ("micro", "config")})
+"""Tables the platform keeps its own state in (accounts, config trees): reached by those
+blocks in-process, never through the store service, whoever asks."""
+
+
 def _where(database: str, table: str) -> tuple[str, str]:
-    return database or context.namespace(), table or DEFAULT_TABLE
+    """The database and table acted on; the caller must administer the database's
+    namespace (Micro's AuthorizeAdmin) and may not touch the platform's own tables."""
+    where = (database or context.namespace(), table or DEFAULT_TABLE)
+    if where in RESERVED:
+        raise errors.Forbidden("store", f"table {where[1]} of database {where[0]} is reserved")
+    access.authorize_admin(where[0])
+    return where
 
 
 class Store:
@@ -83,8 +96,17 @@ class Store:
 
     async def databases(self) -> DatabasesResponse:
         """Every database."""
-        return DatabasesResponse(await self._backend.databases())
+        databases = await self._backend.databases()
+        if access.enforced():
+            account = access.caller()
+            databases = [
+                d for d in databases if account is not None and access.is_admin(account, d)
+            ]
+        return DatabasesResponse(databases)
 
     async def tables(self, req: TablesRequest) -> TablesResponse:
         """The tables of a database (the caller's namespace by default)."""
-        return TablesResponse(await self._backend.tables(req.database or context.namespace()))
+        database = req.database or context.namespace()
+        access.authorize_admin(database)
+        tables = await self._backend.tables(database)
+        return TablesResponse([t for t in tables if (database, t) not in RESERVED])

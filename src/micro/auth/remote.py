@@ -1,0 +1,72 @@
+"""The door of a process that is not the server: a user service, or a block run alone.
+
+It verifies tokens locally with the server's public key (fetched once from the ``auth``
+service) and checks the rules of its namespace (fetched once, then dropped whenever the
+auth service says they changed), so no call costs a round trip to auth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from micro import errors
+from micro.auth.base import Account, Rule
+from micro.auth.client import RPCAuth
+from micro.auth.door import Door
+from micro.auth.keys import KeyPair
+from micro.rpc.client import Client
+
+__all__ = ["RemoteDoor"]
+
+log = logging.getLogger("micro.auth")
+
+
+class RemoteDoor:
+    """A :class:`Door` fed by the ``auth`` service over RPC."""
+
+    def __init__(self, client: Client, *, namespace: str | None) -> None:
+        self._auth = RPCAuth(client)
+        self._keys: KeyPair | None = None
+        self._namespace = namespace
+        self.door = Door(self._verify, self._rules, namespace=namespace)
+        self._follow: asyncio.Task[None] | None = None
+
+    async def _verify(self, token: str) -> tuple[Account, float]:
+        if self._keys is None:
+            try:
+                self._keys = KeyPair.from_public_pem(await self._auth.public_key())
+            except errors.ConnectionError as exc:
+                raise errors.ServiceUnavailable(
+                    "auth", f"cannot verify tokens: {exc.detail}"
+                ) from None
+        return await self._keys.verify_token(token)
+
+    async def _rules(self, namespace: str) -> list[Rule]:
+        return await self._auth.rules(namespace=namespace)
+
+    def start(self) -> None:
+        """Follow rule changes (reconnecting, with a pause, when the watch ends)."""
+        self._follow = asyncio.get_running_loop().create_task(self._follow_rules())
+
+    async def _follow_rules(self) -> None:
+        while True:
+            watcher = self._auth.watch_rules(self._namespace)
+            try:
+                async for namespace in watcher:
+                    self.door.forget_rules(None if namespace == "*" else namespace)
+            except errors.MicroError as exc:
+                log.debug("rules watch ended: %s", exc.detail)
+            finally:
+                await watcher.stop()
+            # The watch ended (server restart, no access yet): cached rules may be stale.
+            self.door.forget_rules()
+            await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        """Stop following rule changes."""
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
