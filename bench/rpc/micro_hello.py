@@ -51,13 +51,24 @@ class MicroHelloClient:
         await self._client.close()
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(host: str, port: int, auth: bool = False) -> None:
     from main import Helloworld  # examples/helloworld/main.py
 
     from micro.rpc import Server, endpoints_of
 
     server = Server()
     server.add("helloworld", endpoints_of(Helloworld()))
+    if auth:
+        # A door as every service has one: tokens verified with the key pair given in
+        # MICRO_AUTH_PRIVATE_KEY, the namespace's default rule.
+        from micro.auth.base import DEFAULT_RULE
+        from micro.auth.door import Door
+        from micro.auth.keys import KeyPair
+
+        async def rules(namespace: str) -> list[Any]:
+            return [DEFAULT_RULE]
+
+        server.door = Door(KeyPair.from_settings().verify_token, rules, namespace="micro")
     bound = await server.start(f"{host}:{port}")
     announce_ready(bound.host, bound.port)
     stop = asyncio.Event()
@@ -108,16 +119,16 @@ def _serve_proxy(host: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["serve", "serve-proxy"])
+    parser.add_argument("mode", choices=["serve", "serve-auth", "serve-proxy"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     check_loopback(args.host)
     start_watchdog()
-    if args.mode == "serve":
+    if args.mode in ("serve", "serve-auth"):
         from micro.wire.transport import run
 
-        run(_serve(args.host, args.port))
+        run(_serve(args.host, args.port, auth=args.mode == "serve-auth"))
     else:
         _serve_proxy(args.host)
 

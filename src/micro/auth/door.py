@@ -79,21 +79,33 @@ class Door:
             or "micro"
         )
 
+    def admit_cached(
+        self, metadata: dict[str, str], service: str, endpoint: str
+    ) -> Account | bool | None:
+        """The cached decision, without awaiting: the account (or ``None``, anonymous) when
+        admitted before, ``False`` when nothing usable is cached (call :meth:`admit`).
+        Raises the cached 401/403."""
+        header = metadata.get("authorization", "")
+        key = (header, metadata.get("micro-namespace", ""), service, endpoint)
+        if key not in self._decisions:
+            return False
+        decided = self._decisions[key]
+        if isinstance(decided, errors.MicroError):
+            raise decided
+        if decided is not None and self._tokens.get(header, (None, 0.0))[1] < time.time():
+            return False
+        if "micro-namespace" not in metadata:
+            metadata["micro-namespace"] = self.namespace_of(metadata, decided)
+        return decided
+
     async def admit(self, metadata: dict[str, str], service: str, endpoint: str) -> Account | None:
         """The verified caller (``None`` = anonymous) if it may call ``service``'s ``endpoint``;
         raises 401/403 otherwise. Sets ``micro-namespace`` in ``metadata`` when absent."""
+        cached = self.admit_cached(metadata, service, endpoint)
+        if cached is not False:
+            return cached if isinstance(cached, Account) else None
         header = metadata.get("authorization", "")
         key = (header, metadata.get("micro-namespace", ""), service, endpoint)
-        decided = self._decisions.get(key)
-        if decided is not None or key in self._decisions:
-            if isinstance(decided, errors.MicroError):
-                raise decided
-            if decided is not None and self._tokens.get(header, (None, 0.0))[1] < time.time():
-                self._decisions.pop(key, None)
-                return await self.admit(metadata, service, endpoint)
-            if "micro-namespace" not in metadata:
-                metadata["micro-namespace"] = self.namespace_of(metadata, decided)
-            return decided
         account = await self.account(header) if header else None
         namespace = self.namespace_of(metadata, account)
         rules = await self.rules(namespace)

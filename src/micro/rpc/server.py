@@ -280,9 +280,13 @@ class Server:
             request = codec.decode(body, ep.request_type) if ep.takes_request else None
             call = self._call(conn, header, request, False)
             if self.door is not None:
-                call.account = await self.door.admit(
-                    header.metadata, header.service, header.endpoint
-                )
+                # The door's cached decision needs no coroutine; only a miss awaits.
+                account = self.door.admit_cached(header.metadata, header.service, header.endpoint)
+                if account is False:
+                    account = await self.door.admit(
+                        header.metadata, header.service, header.endpoint
+                    )
+                call.account = account
                 call.checked = True
             if call.deadline is not None:
                 async with asyncio.timeout_at(call.deadline):
@@ -314,9 +318,13 @@ class Server:
                 request = _incoming(stream, codec, ep.request_type)
             call = self._call(conn, header, request, True)
             if self.door is not None:
-                call.account = await self.door.admit(
-                    header.metadata, header.service, header.endpoint
-                )
+                # The door's cached decision needs no coroutine; only a miss awaits.
+                account = self.door.admit_cached(header.metadata, header.service, header.endpoint)
+                if account is False:
+                    account = await self.door.admit(
+                        header.metadata, header.service, header.endpoint
+                    )
+                call.account = account
                 call.checked = True
             if call.deadline is not None:
                 async with asyncio.timeout_at(call.deadline):
