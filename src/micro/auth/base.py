@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from typing import ClassVar, Final, Literal
 
 import msgspec
 
 from micro import errors
+from micro.watch import Subscription
 
 __all__ = [
     "ADMIN_SCOPE",
@@ -110,7 +110,7 @@ DEFAULT_RULE: Final = Rule(
 """The rule every namespace starts with: everything public, as in Micro."""
 
 
-class RulesWatcher(ABC):
+class RulesWatcher(Subscription[str]):
     """An async iterator of the namespaces whose rules changed, to stop when no longer read.
 
     The first item comes as soon as the watch is in place and means "reload now" (the
@@ -118,16 +118,6 @@ class RulesWatcher(ABC):
     it can never miss a change. Then one item per change; a reader slower than the
     changes may see several changes of one namespace as one item.
     """
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[str]:
-        while True:
-            try:
-                yield await self.next()
-            except StopAsyncIteration:
-                return
 
     @abstractmethod
     async def next(self) -> str:
@@ -137,12 +127,6 @@ class RulesWatcher(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop watching; a pending :meth:`next` ends."""
-
-    async def __aenter__(self) -> RulesWatcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 class Auth(ABC):

@@ -7,6 +7,7 @@ whoever made the client; admin operations need an admin's.
 from __future__ import annotations
 
 import builtins
+from typing import Self
 
 from micro.auth._watch import ALL_NAMESPACES
 from micro.auth.base import Account, Auth, Rule, RulesWatcher, Token
@@ -47,7 +48,7 @@ class _RPCRulesWatcher(RulesWatcher):
         self._stream: ClientStream[WatchRulesResponse] | None = None
         self._stopped = False
 
-    async def __aenter__(self) -> RulesWatcher:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 

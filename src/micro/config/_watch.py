@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Self
 
 from micro import errors
 from micro.config.base import Value, Watcher
@@ -52,7 +53,7 @@ class SlotWatcher(Watcher):
             self.end()
             raise
 
-    async def __aenter__(self) -> Watcher:
+    async def __aenter__(self) -> Self:
         await self._ensure_primed()
         return self
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -23,6 +22,7 @@ import msgspec
 
 from micro import errors
 from micro.config import _coerce
+from micro.watch import Subscription
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -184,23 +184,13 @@ class Value(msgspec.Struct, frozen=True):
             ) from None
 
 
-class Watcher(ABC):
+class Watcher(Subscription[Value]):
     """An async iterator of the :class:`Value` of one path, to stop when no longer read.
 
     The first value is the path's value when the watcher is entered (``async with``) or
     first read; then one value each time the path, or anything under or above it,
     changes. A reader slower than the writes sees the latest value, not every one.
     """
-
-    def __aiter__(self) -> AsyncIterator[Value]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Value]:
-        while True:
-            try:
-                yield await self.next()
-            except StopAsyncIteration:
-                return
 
     @abstractmethod
     async def next(self) -> Value:
@@ -210,12 +200,6 @@ class Watcher(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop watching; a pending :meth:`next` ends."""
-
-    async def __aenter__(self) -> Watcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 class Config(ABC):

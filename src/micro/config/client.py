@@ -6,7 +6,7 @@ client only to load, follow (``Watch``) and write.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -37,7 +37,7 @@ class _RPCWatcher(Watcher):
         self._stream: ClientStream[WatchResponse] | None = None
         self._stopped = False
 
-    async def __aenter__(self) -> Watcher:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 

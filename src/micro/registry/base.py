@@ -9,10 +9,11 @@ its TTL. Everything is partitioned by *domain*, which is the namespace.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Final, Literal
 
 import msgspec
+
+from micro.watch import Subscription
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -69,21 +70,11 @@ class Result(msgspec.Struct):
     """Unix seconds."""
 
 
-class Watcher(ABC):
+class Watcher(Subscription[Result]):
     """An async iterator of :class:`Result` that must be stopped when no longer read.
 
     Changes are seen from the moment the watcher is entered (``async with``) or first read.
     """
-
-    def __aiter__(self) -> AsyncIterator[Result]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Result]:
-        while True:
-            try:
-                yield await self.next()
-            except StopAsyncIteration:
-                return
 
     @abstractmethod
     async def next(self) -> Result:
@@ -92,12 +83,6 @@ class Watcher(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop watching; a pending :meth:`next` ends."""
-
-    async def __aenter__(self) -> Watcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
 
 class Registry(ABC):

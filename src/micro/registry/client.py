@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from micro.registry.base import DEFAULT_DOMAIN, Registry, Result, Service, Watcher
 from micro.registry.proto import GetResponse, ListResponse, Options, RegisterRequest
@@ -20,7 +20,7 @@ class _RPCWatcher(Watcher):
         self._stream: ClientStream[Result] | None = None
         self._stopped = False
 
-    async def __aenter__(self) -> Watcher:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 
