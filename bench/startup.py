@@ -31,7 +31,12 @@ READY = "micro server ready: proxy "
 
 def _env(home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
-    env.update(MICRO_HOME=home, MICRO_PROXY_ADDRESS="127.0.0.1:0", MICRO_LOG_LEVEL="warning")
+    env.update(
+        MICRO_HOME=home,
+        MICRO_PROXY_ADDRESS="127.0.0.1:0",
+        MICRO_LOG_LEVEL="warning",
+        MICRO_ADMIN_PASSWORD="bench",
+    )
     return env
 
 
@@ -63,6 +68,14 @@ def one_run() -> dict[str, float]:
     ready_s = time.perf_counter() - started
     env["MICRO_PROXY"] = proxy
     assert _call_ok(env), "the server did not answer a call after its ready line"
+    login = subprocess.run(
+        [sys.executable, "-m", "micro", "login", "--username", "admin", "--password", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert login.returncode == 0, login.stderr
     env["MICRO_LOG_LEVEL"] = "info"
     service = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "helloworld" / "main.py")],
@@ -71,9 +84,11 @@ def one_run() -> dict[str, float]:
         text=True,
     )
     assert service.stderr is not None
-    for line in service.stderr:
+    for line in service.stderr:  # ends when the service does: a failure cannot hang here
         if "Registered [service] helloworld" in line:
             break
+    else:
+        raise RuntimeError("helloworld exited before registering")
     t0 = time.perf_counter()
     listed = subprocess.run(
         [sys.executable, "-m", "micro", "services"], env=env, capture_output=True, text=True

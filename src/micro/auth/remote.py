@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 from micro import errors
 from micro.auth.base import Account, Rule
 from micro.auth.client import RPCAuth
 from micro.auth.door import Door
-from micro.auth.keys import KeyPair
 from micro.rpc.client import Client
+
+if TYPE_CHECKING:
+    from micro.auth.keys import KeyPair
 
 __all__ = ["RemoteDoor"]
 
@@ -28,13 +31,17 @@ class RemoteDoor:
 
     def __init__(self, client: Client, *, namespace: str | None) -> None:
         self._auth = RPCAuth(client)
-        self._keys: KeyPair | None = None
+        self._keys: KeyPair | None = None  # made from the public key on the first token
         self._namespace = namespace
         self.door = Door(self._verify, self._rules, namespace=namespace)
         self._follow: asyncio.Task[None] | None = None
 
     async def _verify(self, token: str) -> tuple[Account, float]:
         if self._keys is None:
+            # Imported on the first token, not at start: PyJWT and cryptography cost an idle
+            # service about 12 MB, and many services never see a token.
+            from micro.auth.keys import KeyPair
+
             try:
                 self._keys = KeyPair.from_public_pem(await self._auth.public_key())
             except errors.ConnectionError as exc:
