@@ -76,6 +76,12 @@ class Settings:
     auth_secret: str | None = None
     admin_password: str | None = None
     """``MICRO_ADMIN_PASSWORD``: the first admin's password (see ARCHITECTURE.md)."""
+    broker: str | None = None
+    broker_address: str | None = None
+    """``MICRO_BROKER_ADDRESS``: ``nats://...`` or ``redis://...`` for those plugins."""
+    events: str | None = None
+    events_address: str | None = None
+    """``MICRO_EVENTS_ADDRESS``: ``nats://...`` (JetStream) or ``redis://...`` (Streams)."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
 
@@ -124,6 +130,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         store=get("MICRO_STORE"),
         store_address=get("MICRO_STORE_ADDRESS"),
         store_prefix=get("MICRO_STORE_PREFIX") or "micro",
+        broker=get("MICRO_BROKER"),
+        broker_address=get("MICRO_BROKER_ADDRESS"),
+        events=get("MICRO_EVENTS"),
+        events_address=get("MICRO_EVENTS_ADDRESS"),
         config_secret_key=get("MICRO_CONFIG_SECRET_KEY"),
         tls_cert_file=get("MICRO_TLS_CERT_FILE"),
         tls_key_file=get("MICRO_TLS_KEY_FILE"),

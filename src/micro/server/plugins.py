@@ -27,6 +27,19 @@ BUILTIN: dict[str, dict[str, str]] = {
         "redis": "micro.store.redis:RedisStore",
         "rpc": "micro.store.client:RPCStore",
     },
+    "broker": {
+        "memory": "micro.broker.memory:MemoryBroker",
+        "nats": "micro.broker.nats:NatsBroker",
+        "redis": "micro.broker.redis:RedisBroker",
+        "rpc": "micro.broker.client:RPCBroker",
+    },
+    "events": {
+        "memory": "micro.events.memory:MemoryStream",
+        "sqlite": "micro.events.sqlite:SQLiteStream",
+        "nats": "micro.events.nats:NatsStream",
+        "redis": "micro.events.redis:RedisStream",
+        "rpc": "micro.events.client:RPCStream",
+    },
 }
 
 
