@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import signal
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from micro import client as client_module
 from micro import errors
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 from micro.wire.transport import Address, run
 
 __all__ = ["Service", "describe_endpoints"]
+
+Handler = Callable[[Any], Awaitable[None]]
+"""A subscriber or consumer function: ``async def handle(payload: T) -> None``."""
 
 log = logging.getLogger("micro.service")
 
@@ -97,6 +101,8 @@ class Service:
         self._stopped: asyncio.Event | None = None
         self._registered = False
         self._door: RemoteDoor | None = None
+        self._consumers: list[Any] = []
+        self._background: list[asyncio.Task[None]] = []
         self._server.add_internal(endpoints_of(Debug(self._server.stats)))
 
     # -- building -------------------------------------------------------------------------
@@ -106,6 +112,28 @@ class Service:
         eps = endpoints_of(handler, name=name)
         self._server.add(self.name, eps)
         self._endpoints.extend(eps)
+
+    def consume(
+        self,
+        topic: str,
+        *,
+        group: str,
+        offset: int | datetime.datetime | None = None,
+        ack_wait: float = 30.0,
+        retry_limit: int | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Decorate ``async def handle(evt: T)`` to consume ``topic`` as ``group`` while the
+        service runs: the payload is decoded into ``T``; returning acks, raising nacks."""
+        from micro.events.consumer import consumer
+
+        def register(fn: Handler) -> Handler:
+            spec = consumer(
+                topic, group=group, offset=offset, ack_wait=ack_wait, retry_limit=retry_limit
+            )(fn)
+            self._consumers.append(spec)
+            return fn
+
+        return register
 
     # -- parts ----------------------------------------------------------------------------
 
@@ -171,6 +199,15 @@ class Service:
         import micro.config
 
         await micro.config.attach(self.client, namespace=self.namespace)
+        import micro.events
+        from micro.events.client import RPCStream
+
+        events = RPCStream(self.client)
+        micro.events.set_default(events, namespace=self.namespace)
+        if self._consumers:
+            self._background += await micro.events.run_consumers(
+                events, self._consumers, self.namespace
+            )
         log.info("Starting [service] %s on %s", self.name, self.address)
         await self._register(first=True)
         self._register_task = asyncio.get_running_loop().create_task(self._keep_registered())
@@ -200,6 +237,10 @@ class Service:
 
     async def stop(self, grace: float = 10.0) -> None:
         """Deregister, drain in-flight calls for up to ``grace`` seconds, close."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         if self._register_task is not None:
             self._register_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -75,11 +75,18 @@ def _auth_handlers(backend: Any) -> list[object]:
     return list(handlers(backend))
 
 
+def _events_handlers(backend: Any) -> list[object]:
+    from micro.events.handler import Store, Stream
+
+    return [Stream(backend), Store(backend)]
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
     "config": Block("config", _config, _config_handlers, requires=("store",)),
     "auth": Block("auth", _auth, _auth_handlers, requires=("store",)),
+    "events": Block("events", _plugin("events"), _events_handlers),
 }
 """Every block, in the order they are built."""
 

@@ -1,0 +1,729 @@
+"""The engine behind the SQLite and memory streams: all of their SQL, one thread that runs
+it in group commit, and the consumer that pulls deliveries from it.
+
+sqlite3 blocks, so it runs off the event loop. One thread per stream takes every queued
+operation, runs each in a savepoint of one transaction and resolves the callers' futures
+only after that transaction's ``COMMIT`` (``synchronous = FULL`` in WAL mode for a file:
+on disk, power loss included). Concurrent publishers so share one fsync.
+
+Tables: ``topics`` (the last sequence of each topic, so retention never reuses one),
+``events``, ``groups`` (the next sequence of each consumer group) and ``pending`` (events
+delivered to a group and not acknowledged yet, with their attempt and ack deadline). A
+group's position and its unacked events so survive a restart.
+
+A consumer *claims* its next delivery in one transaction: first a pending event whose
+deadline passed (redelivery, or dead-lettering past the retry limit), else the group's next
+event. Consumers of a topic wait for a wake-up (a publish, a nack) or the earliest
+deadline, never polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from micro import errors
+from micro.events._checks import (
+    check_consume,
+    check_limit,
+    check_namespace,
+    check_offset,
+    check_payload,
+    check_topic,
+    offset_time,
+)
+from micro.events.base import DEAD_LETTER_SUFFIX, Consumer, Delivery, Event, Offset, Stream
+
+__all__ = ["SQLStream"]
+
+log = logging.getLogger("micro.events")
+
+_BATCH: Final = 1024
+_EPHEMERAL: Final = "~"
+_encode_metadata = msgspec.json.Encoder().encode
+_decode_metadata = msgspec.json.Decoder(dict[str, str]).decode
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS topics (namespace TEXT NOT NULL, topic TEXT NOT NULL, "
+    "last INTEGER NOT NULL, PRIMARY KEY (namespace, topic)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS events (namespace TEXT NOT NULL, topic TEXT NOT NULL, "
+    "sequence INTEGER NOT NULL, id TEXT NOT NULL, timestamp REAL NOT NULL, "
+    "payload BLOB NOT NULL, metadata TEXT)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events (namespace, topic, sequence)",
+    "CREATE INDEX IF NOT EXISTS events_time ON events (namespace, topic, timestamp)",
+    'CREATE TABLE IF NOT EXISTS groups (namespace TEXT NOT NULL, topic TEXT NOT NULL, "group" '
+    'TEXT NOT NULL, next INTEGER NOT NULL, PRIMARY KEY (namespace, topic, "group")) '
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS pending (namespace TEXT NOT NULL, topic TEXT NOT NULL, "
+    '"group" TEXT NOT NULL, sequence INTEGER NOT NULL, attempt INTEGER NOT NULL, '
+    'deadline REAL NOT NULL, PRIMARY KEY (namespace, topic, "group", sequence)) WITHOUT ROWID',
+)
+
+_COLUMNS: Final = "sequence, id, timestamp, payload, metadata"
+
+
+def _event(topic: str, row: tuple[Any, ...]) -> Event:
+    seq, id_, ts, payload, metadata = row
+    return Event(
+        id=id_,
+        topic=topic,
+        sequence=seq,
+        timestamp=ts,
+        payload=bytes(payload),
+        metadata=_decode_metadata(metadata) if metadata else {},
+    )
+
+
+# --- the SQL, run on the stream's thread inside a transaction -------------------------------
+
+
+def _append(
+    conn: sqlite3.Connection,
+    ns: str,
+    topic: str,
+    payload: bytes,
+    metadata: dict[str, str],
+    timestamp: float,
+) -> Event:
+    row = conn.execute(
+        "SELECT last FROM topics WHERE namespace = ? AND topic = ?", (ns, topic)
+    ).fetchone()
+    seq = (row[0] if row else 0) + 1
+    conn.execute(
+        "INSERT INTO topics (namespace, topic, last) VALUES (?, ?, ?) "
+        "ON CONFLICT (namespace, topic) DO UPDATE SET last = excluded.last",
+        (ns, topic, seq),
+    )
+    event = Event(
+        id=str(uuid.uuid4()),
+        topic=topic,
+        sequence=seq,
+        timestamp=timestamp,
+        payload=payload,
+        metadata=metadata,
+    )
+    conn.execute(
+        f"INSERT INTO events (namespace, topic, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            ns,
+            topic,
+            seq,
+            event.id,
+            timestamp,
+            payload,
+            _encode_metadata(metadata).decode() if metadata else None,
+        ),
+    )
+    return event
+
+
+def _start(conn: sqlite3.Connection, ns: str, topic: str, offset: float | int | None) -> int:
+    """The first sequence for a start at ``offset`` (an int sequence, a float time, None:
+    the end)."""
+    row = conn.execute(
+        "SELECT last FROM topics WHERE namespace = ? AND topic = ?", (ns, topic)
+    ).fetchone()
+    end = (row[0] if row else 0) + 1
+    if offset is None:
+        return end
+    if isinstance(offset, int):
+        return max(offset, 1)
+    first = conn.execute(
+        "SELECT min(sequence) FROM events WHERE namespace = ? AND topic = ? AND timestamp >= ?",
+        (ns, topic, offset),
+    ).fetchone()
+    return first[0] if first and first[0] is not None else end
+
+
+def _read(
+    conn: sqlite3.Connection, ns: str, topic: str, offset: float | int | None, limit: int
+) -> list[Event]:
+    start = 1 if offset is None else _start(conn, ns, topic, offset)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE namespace = ? AND topic = ? AND sequence >= ? "
+        "ORDER BY sequence LIMIT ?",
+        (ns, topic, start, limit or -1),
+    ).fetchall()
+    return [_event(topic, row) for row in rows]
+
+
+def _topics(conn: sqlite3.Connection, ns: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT DISTINCT topic FROM events WHERE namespace = ? ORDER BY topic", (ns,)
+    ).fetchall()
+    return [topic for (topic,) in rows]
+
+
+_Claim = tuple[Event | None, int, float | None, list[str]]
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    ns: str,
+    topic: str,
+    group: str,
+    offset: float | int | None,
+    auto_ack: bool,
+    ack_wait: float,
+    retry_limit: int | None,
+) -> _Claim:
+    """(event, attempt, earliest pending deadline when no event, topics to wake)."""
+    now = time.time()
+    woken: list[str] = []
+    key = (ns, topic, group)
+    row = conn.execute(
+        'SELECT next FROM groups WHERE namespace = ? AND topic = ? AND "group" = ?', key
+    ).fetchone()
+    if row is None:
+        nxt = _start(conn, ns, topic, offset)
+        conn.execute(
+            'INSERT INTO groups (namespace, topic, "group", next) VALUES (?, ?, ?, ?)',
+            (*key, nxt),
+        )
+    else:
+        nxt = row[0]
+    while True:
+        due = conn.execute(
+            'SELECT sequence, attempt FROM pending WHERE namespace = ? AND topic = ? AND "group" '
+            "= ? AND deadline <= ? ORDER BY sequence LIMIT 1",
+            (*key, now),
+        ).fetchone()
+        if due is None:
+            break
+        seq, attempt = due
+        found = conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE namespace = ? AND topic = ? AND sequence = ?",
+            (ns, topic, seq),
+        ).fetchone()
+        attempt += 1
+        if found is None or (retry_limit is not None and attempt > retry_limit + 1):
+            conn.execute(
+                'DELETE FROM pending WHERE namespace = ? AND topic = ? AND "group" = ? '
+                "AND sequence = ?",
+                (*key, seq),
+            )
+            if found is not None:
+                woken.append(_bury(conn, ns, topic, found))
+            continue
+        conn.execute(
+            'UPDATE pending SET attempt = ?, deadline = ? WHERE namespace = ? AND topic = ? AND "group" '
+            "= ? AND sequence = ?",
+            (attempt, now + ack_wait, *key, seq),
+        )
+        return _event(topic, found), attempt, None, woken
+    found = conn.execute(
+        f"SELECT {_COLUMNS} FROM events WHERE namespace = ? AND topic = ? AND sequence >= ? "
+        "ORDER BY sequence LIMIT 1",
+        (ns, topic, nxt),
+    ).fetchone()
+    if found is not None:
+        event = _event(topic, found)
+        conn.execute(
+            'UPDATE groups SET next = ? WHERE namespace = ? AND topic = ? AND "group" = ?',
+            (event.sequence + 1, *key),
+        )
+        if not auto_ack:
+            conn.execute(
+                'INSERT OR REPLACE INTO pending (namespace, topic, "group", sequence, attempt, '
+                "deadline) VALUES (?, ?, ?, ?, 1, ?)",
+                (*key, event.sequence, now + ack_wait),
+            )
+        return event, 1, None, woken
+    earliest = conn.execute(
+        'SELECT min(deadline) FROM pending WHERE namespace = ? AND topic = ? AND "group" = ?', key
+    ).fetchone()
+    return None, 0, earliest[0] if earliest else None, woken
+
+
+def _bury(conn: sqlite3.Connection, ns: str, topic: str, found: tuple[Any, ...]) -> str:
+    """Append an event that ran out of retries to the dead-letter topic; that topic."""
+    event = _event(topic, found)
+    dead = topic + DEAD_LETTER_SUFFIX
+    meta = {**event.metadata, "micro-topic": topic, "micro-sequence": str(event.sequence)}
+    _append(conn, ns, dead, event.payload, meta, time.time())
+    return dead
+
+
+def _ack(
+    conn: sqlite3.Connection,
+    ns: str,
+    topic: str,
+    group: str,
+    seq: int,
+    success: bool,
+    retry_limit: int | None,
+) -> list[str]:
+    """Ack, or nack (due again now, or dead past the retry limit); the topics to wake."""
+    where = 'namespace = ? AND topic = ? AND "group" = ? AND sequence = ?'
+    key = (ns, topic, group, seq)
+    if success:
+        conn.execute(f"DELETE FROM pending WHERE {where}", key)
+        return []
+    row = conn.execute(f"SELECT attempt FROM pending WHERE {where}", key).fetchone()
+    if row is None:
+        return []
+    if retry_limit is not None and row[0] + 1 > retry_limit + 1:
+        conn.execute(f"DELETE FROM pending WHERE {where}", key)
+        found = conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE namespace = ? AND topic = ? AND sequence = ?",
+            (ns, topic, seq),
+        ).fetchone()
+        return [] if found is None else [_bury(conn, ns, topic, found)]
+    conn.execute(f"UPDATE pending SET deadline = ? WHERE {where}", (time.time(), *key))
+    return [topic]
+
+
+def _drop_group(conn: sqlite3.Connection, ns: str, topic: str, group: str) -> None:
+    key = (ns, topic, group)
+    conn.execute('DELETE FROM groups WHERE namespace = ? AND topic = ? AND "group" = ?', key)
+    conn.execute('DELETE FROM pending WHERE namespace = ? AND topic = ? AND "group" = ?', key)
+
+
+def _sweep(conn: sqlite3.Connection, max_age: float | None, max_events: int | None) -> int:
+    deleted = 0
+    if max_age is not None:
+        cur = conn.execute("DELETE FROM events WHERE timestamp < ?", (time.time() - max_age,))
+        deleted += max(cur.rowcount, 0)
+    if max_events is not None:
+        cur = conn.execute(
+            "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e JOIN topics t "
+            "ON e.namespace = t.namespace AND e.topic = t.topic WHERE e.sequence <= t.last - ?)",
+            (max_events,),
+        )
+        deleted += max(cur.rowcount, 0)
+    return deleted
+
+
+# --- the thread ------------------------------------------------------------------------------
+
+
+class _Job:
+    __slots__ = ("args", "fn", "fut", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        fut: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.fut = fut
+        self.loop = loop
+
+
+_STOP: Final = _Job(lambda conn: None, (), None, None)
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, value, exc in results:
+        if fut.done():
+            continue
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+
+
+def _failure(exc: sqlite3.Error, where: str) -> errors.MicroError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "busy", "unable to open", "disk I/O", "full")
+    ):
+        return errors.ServiceUnavailable("events", f"SQLite events {where}: {text}")
+    return errors.InternalServerError("events", f"SQLite events {where}: {text}")
+
+
+class _Worker(threading.Thread):
+    def __init__(
+        self,
+        path: Path | None,
+        jobs: queue.SimpleQueue[_Job],
+        sweep_interval: float,
+        max_age: float | None,
+        max_events: int | None,
+    ) -> None:
+        super().__init__(name="micro-events-sqlite", daemon=True)
+        self.path = path
+        self.jobs = jobs
+        self.sweep_interval = sweep_interval
+        self.max_age = max_age
+        self.max_events = max_events
+        self.ready: asyncio.Future[None] | None = None
+        self.conn: sqlite3.Connection | None = None
+
+    def where(self) -> str:
+        return str(self.path) if self.path else "(memory)"
+
+    def open(self) -> sqlite3.Connection:
+        target = str(self.path) if self.path is not None else ":memory:"
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if self.path is not None:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        # Groups of one (no name) live as long as their consumer: none survive a restart.
+        conn.execute('DELETE FROM groups WHERE substr("group", 1, 1) = ?', (_EPHEMERAL,))
+        conn.execute('DELETE FROM pending WHERE substr("group", 1, 1) = ?', (_EPHEMERAL,))
+        return conn
+
+    def run(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        retention = self.max_age is not None or self.max_events is not None
+        next_sweep = time.monotonic() + self.sweep_interval
+        try:
+            while True:
+                try:
+                    wait = max(next_sweep - time.monotonic(), 0) if retention else None
+                    first = self.jobs.get(timeout=wait)
+                except queue.Empty:
+                    first = None
+                if retention and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.sweep_interval
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                        _sweep(conn, self.max_age, self.max_events)
+                        conn.execute("COMMIT")
+                    except sqlite3.Error as exc:
+                        log.warning("SQLite events: sweep failed: %s", exc)
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                if first is None:
+                    continue
+                stop = first is _STOP
+                batch = [] if stop else [first]
+                while not stop and len(batch) < _BATCH:
+                    try:
+                        job = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stop = True
+                    else:
+                        batch.append(job)
+                if batch:
+                    self.apply(conn, batch)
+                if stop:
+                    return
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            refused = []
+            while True:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not _STOP:
+                    refused.append(job)
+            closed = errors.ServiceUnavailable("events", f"the event stream {self.where()} closed")
+            self.deliver([(job, None, closed) for job in refused])
+
+    def apply(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        done: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn, *job.args)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = _failure(exc, self.where())
+                    elif not isinstance(exc, errors.MicroError):
+                        log.exception("SQLite events: an operation failed")
+                        exc = errors.InternalServerError("events", f"SQLite events: {exc}")
+                    done.append((job, None, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    done.append((job, value, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failed = _failure(exc, self.where())
+            done = [(job, None, failed) for job in batch]
+        self.deliver(done)
+
+    @staticmethod
+    def deliver(done: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for job, value, exc in done:
+            if job.fut is not None and job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.fut, value, exc))
+        for loop, results in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, results)
+
+
+# --- the stream ------------------------------------------------------------------------------
+
+
+def _offset(offset: Offset | None) -> float | int | None:
+    if isinstance(offset, datetime.datetime):
+        return offset_time(offset)
+    return offset
+
+
+class SQLStream(Stream):
+    """Events in one SQLite database: a file (``path``) or memory (``path`` None)."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        max_age: float | None = None,
+        max_events: int | None = None,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        if sweep_interval <= 0:
+            raise ValueError("sweep_interval must be positive")
+        self.path = path
+        self.max_age = max_age
+        self.max_events = max_events
+        self._sweep_interval = sweep_interval
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._worker: _Worker | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._consumers: dict[tuple[str, str], set[_SQLConsumer]] = {}
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise errors.ServiceUnavailable("events", f"the event stream {self!r} is closed")
+            if self._worker is not None:
+                return
+            if self.path is not None:
+                try:
+                    self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise errors.ServiceUnavailable(
+                        "events", f"cannot make the events folder {self.path.parent}: {exc}"
+                    ) from exc
+            worker = _Worker(
+                self.path, self._jobs, self._sweep_interval, self.max_age, self.max_events
+            )
+            try:
+                worker.conn = worker.open()
+            except sqlite3.Error as exc:
+                raise _failure(exc, worker.where()) from exc
+            worker.start()
+            self._worker = worker
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._worker is None:
+            self._start()
+        if self._closed:
+            raise errors.ServiceUnavailable("events", f"the event stream {self!r} is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put(_Job(fn, args, fut, loop))
+        return await fut
+
+    def _wake(self, ns: str, topic: str) -> None:
+        for consumer in list(self._consumers.get((ns, topic), ())):
+            consumer.poke()
+
+    async def sweep(self) -> int:
+        """Apply retention now (the thread also does every ``sweep_interval`` seconds)."""
+        deleted: int = await self._run(_sweep, self.max_age, self.max_events)
+        return deleted
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        metadata: dict[str, str] | None = None,
+        timestamp: float | None = None,
+        namespace: str = "micro",
+    ) -> Event:
+        check_topic(topic)
+        check_namespace(namespace)
+        check_payload(payload)
+        ts = time.time() if timestamp is None else float(timestamp)
+        event: Event = await self._run(
+            _append, namespace, topic, bytes(payload), dict(metadata or {}), ts
+        )
+        self._wake(namespace, topic)
+        return event
+
+    def consume(
+        self,
+        topic: str,
+        *,
+        group: str | None = None,
+        offset: Offset | None = None,
+        auto_ack: bool = True,
+        ack_wait: float = 30.0,
+        retry_limit: int | None = None,
+        namespace: str = "micro",
+    ) -> Consumer:
+        check_consume(topic, group, offset, ack_wait, retry_limit, namespace)
+        consumer = _SQLConsumer(
+            self, namespace, topic, group, _offset(offset), auto_ack, ack_wait, retry_limit
+        )
+        self._consumers.setdefault((namespace, topic), set()).add(consumer)
+        return consumer
+
+    async def read(
+        self,
+        topic: str,
+        *,
+        limit: int = 250,
+        offset: Offset | None = None,
+        namespace: str = "micro",
+    ) -> list[Event]:
+        check_topic(topic)
+        check_namespace(namespace)
+        check_limit(limit)
+        check_offset(offset)
+        events: list[Event] = await self._run(_read, namespace, topic, _offset(offset), limit)
+        return events
+
+    async def topics(self, *, namespace: str = "micro") -> list[str]:
+        check_namespace(namespace)
+        names: list[str] = await self._run(_topics, namespace)
+        return names
+
+    async def close(self) -> None:
+        with self._lock:
+            was_closed, self._closed = self._closed, True
+            worker = self._worker
+        if was_closed:
+            return
+        for consumers in list(self._consumers.values()):
+            for consumer in list(consumers):
+                consumer.end()
+        if worker is not None:
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(worker.join)
+
+
+class _SQLConsumer(Consumer):
+    def __init__(
+        self,
+        stream: SQLStream,
+        ns: str,
+        topic: str,
+        group: str | None,
+        offset: float | int | None,
+        auto_ack: bool,
+        ack_wait: float,
+        retry_limit: int | None,
+    ) -> None:
+        self._stream = stream
+        self._ns = ns
+        self._topic = topic
+        self._ephemeral = group is None
+        self._group = group if group is not None else f"{_EPHEMERAL}{uuid.uuid4().hex}"
+        self._offset = offset
+        self._auto_ack = auto_ack
+        self._ack_wait = ack_wait
+        self._retry_limit = retry_limit
+        self._signal = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._claim: asyncio.Future[_Claim] | None = None
+        self._stopped = False
+
+    def poke(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._signal.set()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._signal.set)
+
+    def end(self) -> None:
+        """Stop without waiting (the stream closes)."""
+        self._stopped = True
+        self.poke()
+        consumers = self._stream._consumers.get((self._ns, self._topic))
+        if consumers is not None:
+            consumers.discard(self)
+            if not consumers:
+                del self._stream._consumers[(self._ns, self._topic)]
+
+    async def next(self) -> Delivery:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            if self._stopped:
+                raise StopAsyncIteration
+            if self._claim is None:
+                self._signal.clear()  # a wake-up from now on means: claim again
+                self._claim = asyncio.ensure_future(
+                    self._stream._run(
+                        _claim,
+                        self._ns,
+                        self._topic,
+                        self._group,
+                        self._offset,
+                        self._auto_ack,
+                        self._ack_wait,
+                        self._retry_limit,
+                    )
+                )
+            # shielded: a cancelled next() leaves the claim to the next call, losing nothing
+            try:
+                event, attempt, deadline, woken = await asyncio.shield(self._claim)
+            finally:
+                if self._claim.done():
+                    self._claim = None
+            for topic in woken:
+                self._stream._wake(self._ns, topic)
+            if event is not None:
+                return Delivery(event, attempt, self._acker(event.sequence))
+            if self._stopped:
+                raise StopAsyncIteration
+            timeout = None if deadline is None else max(deadline - time.time(), 0) + 0.001
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._signal.wait()
+
+    def _acker(self, seq: int) -> Callable[[bool], Any]:
+        async def ack(success: bool) -> None:
+            if self._auto_ack:
+                return
+            woken = await self._stream._run(
+                _ack, self._ns, self._topic, self._group, seq, success, self._retry_limit
+            )
+            for topic in woken:
+                self._stream._wake(self._ns, topic)
+
+        return ack
+
+    async def stop(self) -> None:
+        if self._stopped and not self._ephemeral:
+            return
+        self.end()
+        if self._ephemeral and not self._stream._closed:
+            self._ephemeral = False
+            with contextlib.suppress(errors.MicroError):
+                await self._stream._run(_drop_group, self._ns, self._topic, self._group)
