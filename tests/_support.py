@@ -92,3 +92,45 @@ async def require_redis() -> str:
     if "redis" in _missing:
         backend_missing(_missing["redis"])
     return _found["redis"]
+
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+async def require_nats() -> str:
+    """The URL of the test NATS with JetStream (loopback, port 4222), or skip/fail with
+    the reason."""
+    if "nats" not in _found and "nats" not in _missing:
+        try:
+            import nats
+        except ImportError:
+            _missing["nats"] = "NATS: nats-py is not installed (the 'nats' extra)"
+        else:
+
+            async def quiet(exc: Exception) -> None:
+                pass
+
+            try:
+                client = await nats.connect(
+                    NATS_URL,
+                    connect_timeout=5,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    error_cb=quiet,
+                )
+            except Exception as exc:  # whatever stops a connection is the reason to show
+                _missing["nats"] = f"NATS not reachable at {NATS_URL}: {type(exc).__name__}: {exc}"
+            else:
+                try:
+                    await client.jetstream().account_info()
+                except Exception as exc:
+                    _missing["nats"] = (
+                        f"NATS at {NATS_URL} has no JetStream: {type(exc).__name__}: {exc}"
+                    )
+                else:
+                    _found["nats"] = NATS_URL
+                finally:
+                    await client.close()
+    if "nats" in _missing:
+        backend_missing(_missing["nats"])
+    return _found["nats"]

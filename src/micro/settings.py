@@ -64,9 +64,10 @@ class Settings:
     store: str | None = None
     store_address: str | None = None
     """``MICRO_STORE_ADDRESS``: ``postgresql://...`` or ``redis://...`` for those plugins."""
-    store_prefix: str = "micro"
-    """``MICRO_STORE_PREFIX``: the store's own space on a shared backend (the PostgreSQL
-    schema, the Redis key prefix), so several platforms can share one server."""
+    backend_prefix: str = "micro"
+    """``MICRO_PREFIX``: the platform's own space on shared backends (the PostgreSQL
+    schema, the Redis key prefix, the NATS stream and subject prefix), so several
+    platforms can share one server."""
     tls_cert_file: str | None = None
     """``MICRO_TLS_CERT_FILE`` and ``MICRO_TLS_KEY_FILE``: serve the proxy over TLS."""
     tls_key_file: str | None = None
@@ -129,7 +130,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         registry_address=get("MICRO_REGISTRY_ADDRESS"),
         store=get("MICRO_STORE"),
         store_address=get("MICRO_STORE_ADDRESS"),
-        store_prefix=get("MICRO_STORE_PREFIX") or "micro",
+        backend_prefix=get("MICRO_PREFIX") or "micro",
         broker=get("MICRO_BROKER"),
         broker_address=get("MICRO_BROKER_ADDRESS"),
         events=get("MICRO_EVENTS"),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from pathlib import Path
 
 import msgspec
+from tests._support import require_nats
 
 import micro
 import micro.events
-from micro.testing import MicroServerProcess, serving
+from micro.events.nats import NatsStream
+from micro.testing import MicroServerProcess, serving, start_server
 
 
 class Order(msgspec.Struct):
@@ -66,3 +70,30 @@ def test_events_cli(micro_server: MicroServerProcess) -> None:
     bad = micro_server.micro("events", "publish", "bad topic!", "{}")
     assert bad.returncode != 0
     assert "Traceback" not in bad.stderr
+
+
+async def test_the_server_on_nats_jetstream(tmp_path: Path) -> None:
+    url = await require_nats()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    server = start_server(
+        tmp_path / "home",
+        env={"MICRO_EVENTS": "nats", "MICRO_EVENTS_ADDRESS": url, "MICRO_PREFIX": prefix},
+    )
+    try:
+
+        def ok(*args: str) -> str:
+            out = server.micro(*args)
+            assert out.returncode == 0, out.stderr
+            return out.stdout
+
+        for who in ("ann", "bo", "cy"):
+            ok("events", "publish", "signups", json.dumps({"who": who}))
+        consumed = ok("events", "consume", "signups", "--group", "mail", "--offset", "1")
+        assert [json.loads(line)["sequence"] for line in consumed.splitlines()] == [1, 2, 3]
+        replay = [json.loads(line) for line in ok("events", "read", "signups").splitlines()]
+        assert [e["sequence"] for e in replay] == [1, 2, 3]
+    finally:
+        server.stop()
+        stream = NatsStream(url, prefix=prefix)
+        await stream.delete_all()
+        await stream.close()

@@ -45,7 +45,7 @@ async def scaleout_server(
     prefix = f"t{uuid.uuid4().hex[:12]}"
     server = start_server(
         tmp_path / "home",
-        env={"MICRO_STORE": kind, "MICRO_STORE_ADDRESS": url, "MICRO_STORE_PREFIX": prefix},
+        env={"MICRO_STORE": kind, "MICRO_STORE_ADDRESS": url, "MICRO_PREFIX": prefix},
     )
     try:
         yield server

@@ -160,7 +160,7 @@ class PostgresStore(Store):
                 "the postgres store needs MICRO_STORE_ADDRESS=postgresql://user@host:5432/db"
                 + (f" (got {redact(address)!r})" if address else "")
             )
-        return cls(address, schema=settings.store_prefix)
+        return cls(address, schema=settings.backend_prefix)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.address)!r}, schema={self.schema!r})"

@@ -159,7 +159,7 @@ class RedisStore(Store):
                 "the redis store needs MICRO_STORE_ADDRESS=redis://host:6379/0"
                 + (f" (got {redact(address)!r})" if address else "")
             )
-        return cls(address, prefix=settings.store_prefix)
+        return cls(address, prefix=settings.backend_prefix)
 
     def __repr__(self) -> str:
         return f"RedisStore({redact(self.address)!r}, prefix={self.prefix!r})"

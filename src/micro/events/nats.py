@@ -1,0 +1,741 @@
+"""The NATS JetStream event stream (nats-py): the scale-out stream many servers can share.
+
+Layout, under a prefix (``micro`` by default; give each platform sharing a NATS its own):
+
+* one JetStream stream **per topic**, named ``<prefix>__<namespace>__<topic>`` and holding
+  the one subject ``<prefix>.<namespace>.<topic>`` (each name escaped to a single token:
+  letters, digits and ``-`` stay, every other byte becomes ``_XX``). The stream's own
+  sequence is so exactly the topic's 1-based sequence, and retention (``max_age``,
+  ``max_events``) is the stream's ``max_age`` / ``max_msgs`` (JetStream ages events by
+  when the server stored them);
+* an event's id, timestamp and metadata are the headers ``Micro-Id``, ``Micro-Time`` and
+  ``Micro-Metadata`` (JSON) (not ``Nats-Msg-Id``: the server's duplicate tracking cost a
+  fifth of the publish rate, and our ids are fresh for every publish anyway);
+* a named group is a durable pull consumer named after the group, shared by all of its
+  members; ``group=None`` is an ephemeral pull consumer deleted on :meth:`stop` (or by the
+  server once idle). Consumers ack explicitly; ``auto_ack`` acks as :meth:`next` hands an
+  event out. ``ack_wait`` is the consumer's ack wait, a nack is a NAK (redelivered at
+  once);
+* dead letters: a consumer has no ``max_deliver`` (the server would drop the event
+  silently); instead a delivery past ``retry_limit`` redeliveries (a NAK on the last
+  allowed attempt, or the redelivery after its ack wait ran out) is published to
+  ``<topic>.dead`` (metadata ``micro-topic`` / ``micro-sequence`` added) and then acked;
+* offsets: a sequence is ``DeliverPolicy.BY_START_SEQUENCE``; a time is the first event
+  whose ``Micro-Time`` is at or after it, found by a binary search with direct gets
+  (timestamps are taken to grow with the sequence, as they do unless publishers set
+  them); a new group without an offset is ``DeliverPolicy.NEW``.
+
+nats-py is imported only here (the ``nats`` extra); its exceptions never reach a caller:
+:meth:`NatsStream._failure` is the one place they become ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from micro import errors
+from micro.events._checks import (
+    check_consume,
+    check_limit,
+    check_namespace,
+    check_offset,
+    check_payload,
+    check_topic,
+    offset_time,
+)
+from micro.events.base import DEAD_LETTER_SUFFIX, Consumer, Delivery, Event, Offset, Stream
+from micro.store._backend import redact
+
+try:
+    import nats
+    import nats.errors as nats_errors
+    import nats.js.errors as js_errors
+    from nats.js import api
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the nats event stream needs nats-py: pip install 'micro-python[nats]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from micro.settings import Settings
+
+__all__ = ["NatsStream"]
+
+log = logging.getLogger("micro.events")
+
+_SAFE: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_MAX_NAME: Final = 200
+_ID: Final = "Micro-Id"
+_TIME: Final = "Micro-Time"
+_META: Final = "Micro-Metadata"
+_BACKEND_ERRORS = (nats_errors.Error, OSError, TimeoutError, asyncio.TimeoutError)
+_NOT_FOUND: Final = 404
+
+
+def _token(name: str) -> str:
+    """``name`` as one subject token (and part of a stream name), one to one."""
+    if all(c in _SAFE for c in name):
+        return name
+    return "".join(c if c in _SAFE else "".join(f"_{b:02X}" for b in c.encode()) for c in name)
+
+
+def _untoken(token: str) -> str:
+    if "_" not in token:
+        return token
+    out = bytearray()
+    i = 0
+    while i < len(token):
+        if token[i] == "_":
+            out.append(int(token[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out += token[i].encode()
+            i += 1
+    return out.decode()
+
+
+def _short(name: str) -> str:
+    """A stream or consumer name of bounded length (file stores use it as a folder)."""
+    if len(name) <= _MAX_NAME:
+        return name
+    return name[: _MAX_NAME - 17] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+class NatsStream(Stream):
+    """Events in NATS JetStream at ``address`` (``nats://[user:pass@]host:4222``).
+
+    ``prefix`` starts every subject and stream name; ``max_age`` (seconds) and
+    ``max_events`` bound each topic; ``replicas`` and ``storage`` (``file`` or
+    ``memory``) configure the streams made; ``batch`` is how many events a consumer pulls
+    at once; ``connect_timeout`` and ``timeout`` bound a connection and a request.
+    """
+
+    name = "nats"
+
+    def __init__(
+        self,
+        address: str = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "micro",
+        max_age: float | None = None,
+        max_events: int | None = None,
+        replicas: int = 1,
+        storage: str = "file",
+        batch: int = 256,
+        connect_timeout: float = 5.0,
+        timeout: float = 10.0,
+    ) -> None:
+        if not prefix or any(c in prefix for c in " \t\r\n.*>"):
+            raise ValueError(f"invalid NATS prefix {prefix!r}")
+        if storage not in ("file", "memory"):
+            raise ValueError(f"storage is 'file' or 'memory', not {storage!r}")
+        self.address = address
+        self.prefix = prefix
+        self.max_age = max_age
+        self.max_events = max_events
+        self._replicas = replicas
+        self._storage = api.StorageType.FILE if storage == "file" else api.StorageType.MEMORY
+        self._batch = batch
+        self._connect_timeout = connect_timeout
+        self._timeout = timeout
+        self._nc: Any = None
+        self._js: Any = None
+        self._jsm: Any = None
+        self._opening: asyncio.Lock | None = None
+        self._closed = False
+        self._streams: set[str] = set()
+        self._consumers: set[_NatsConsumer] = set()
+        self._ptoken = _token(prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> NatsStream:
+        """The server's stream, at ``MICRO_EVENTS_ADDRESS`` (prefix ``MICRO_PREFIX``)."""
+        address = settings.events_address
+        if not address or not address.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ValueError(
+                "the nats event stream needs MICRO_EVENTS_ADDRESS=nats://host:4222"
+                + (f" (got {redact(address)!r})" if address else "")
+            )
+        return cls(address, prefix=settings.backend_prefix)
+
+    def __repr__(self) -> str:
+        return f"NatsStream({redact(self.address)!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ names and errors
+
+    def _subject(self, namespace: str, topic: str) -> str:
+        return f"{self._ptoken}.{_token(namespace)}.{_token(topic)}"
+
+    def _stream_name(self, namespace: str, topic: str) -> str:
+        return _short(f"{self._ptoken}__{_token(namespace)}__{_token(topic)}")
+
+    def _failure(self, exc: BaseException) -> errors.MicroError:
+        """The one place a nats-py or socket error becomes ours."""
+        if isinstance(exc, errors.MicroError):
+            return exc
+        where = f"NATS JetStream at {redact(self.address)}"
+        if isinstance(exc, ConnectionRefusedError):
+            return errors.ServiceUnavailable(
+                "events", f"{where} is not reachable: connection refused"
+            )
+        if isinstance(exc, nats_errors.NoServersError | OSError):
+            return errors.ServiceUnavailable("events", f"{where} is not reachable: {exc}")
+        if isinstance(exc, nats_errors.ConnectionClosedError | nats_errors.StaleConnectionError):
+            return errors.ServiceUnavailable("events", f"{where}: the connection is closed")
+        if isinstance(exc, js_errors.NoStreamResponseError | nats_errors.NoRespondersError):
+            return errors.ServiceUnavailable("events", f"{where} has no JetStream answering: {exc}")
+        if isinstance(exc, js_errors.ServiceUnavailableError):
+            return errors.ServiceUnavailable("events", f"{where} is unavailable: {exc}")
+        if isinstance(exc, nats_errors.TimeoutError | TimeoutError | asyncio.TimeoutError):
+            return errors.ServiceUnavailable("events", f"{where} did not answer in time")
+        if isinstance(exc, js_errors.APIError) and exc.err_code in (10023, 10047, 10028):
+            # insufficient resources, storage limits, account limits
+            return errors.ServiceUnavailable("events", f"{where} cannot take events now: {exc}")
+        return errors.InternalServerError("events", f"{where} failed: {exc}")
+
+    # ------------------------------------------------------------------ connections
+
+    async def _connect(self) -> Any:
+        if self._js is not None:
+            return self._js
+        if self._closed:
+            raise errors.ServiceUnavailable("events", f"{self!r} is closed")
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._js is None:
+                last: list[Exception] = []
+
+                async def on_error(exc: Exception) -> None:
+                    last[:] = [exc]
+                    log.debug("NATS %s: %s", redact(self.address), exc)
+
+                async def on_disconnect() -> None:
+                    log.info("NATS events: disconnected from %s", redact(self.address))
+
+                async def on_reconnect() -> None:
+                    log.info("NATS events: reconnected to %s", redact(self.address))
+
+                try:
+                    # One quick retry for the first connection (a server that is down
+                    # fails at once); once connected, reconnect for ever.
+                    nc = await nats.connect(
+                        self.address,
+                        connect_timeout=self._connect_timeout,
+                        max_reconnect_attempts=1,
+                        reconnect_time_wait=0.1,
+                        error_cb=on_error,
+                        disconnected_cb=on_disconnect,
+                        reconnected_cb=on_reconnect,
+                        name=f"micro-events/{self.prefix}",
+                    )
+                except _BACKEND_ERRORS as exc:
+                    cause = last[0] if last and isinstance(exc, nats_errors.NoServersError) else exc
+                    raise self._failure(cause) from exc
+                except Exception as exc:  # nats-py raises plain errors for a bad URL
+                    raise errors.ServiceUnavailable(
+                        "events", f"cannot connect to NATS at {redact(self.address)}: {exc}"
+                    ) from exc
+                nc.options["max_reconnect_attempts"] = -1
+                nc.options["reconnect_time_wait"] = 0.5
+                self._nc = nc
+                self._jsm = nc.jsm(timeout=self._timeout)
+                self._js = nc.jetstream(timeout=self._timeout)
+        return self._js
+
+    async def close(self) -> None:
+        """Stop every consumer and close the connection."""
+        self._closed = True
+        for consumer in list(self._consumers):
+            await consumer.stop()
+        nc, self._nc, self._js, self._jsm = self._nc, None, None, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await fn()
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+
+    async def _ensure(self, namespace: str, topic: str) -> str:
+        """The topic's stream, made (or brought to this stream's retention) if needed."""
+        name = self._stream_name(namespace, topic)
+        if name in self._streams:
+            return name
+        await self._connect()
+        config = api.StreamConfig(
+            name=name,
+            subjects=[self._subject(namespace, topic)],
+            retention=api.RetentionPolicy.LIMITS,
+            discard=api.DiscardPolicy.OLD,
+            storage=self._storage,
+            num_replicas=self._replicas,
+            max_age=self.max_age or None,
+            max_msgs=self.max_events or None,
+            duplicate_window=min(120.0, self.max_age) if self.max_age else 120.0,
+            description=f"micro events: namespace {namespace}, topic {topic}",
+        )
+        try:
+            try:
+                await self._jsm.add_stream(config)
+            except js_errors.BadRequestError as exc:
+                if exc.err_code != 10058:  # in use with another configuration: ours changed
+                    raise
+                await self._jsm.update_stream(config)
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+        self._streams.add(name)
+        return name
+
+    async def _info(self, name: str) -> Any:
+        """The stream's info, None when there is none."""
+        await self._connect()
+        try:
+            return await self._jsm.stream_info(name)
+        except js_errors.NotFoundError:
+            self._streams.discard(name)
+            return None
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+
+    # ------------------------------------------------------------------ the stream
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        metadata: dict[str, str] | None = None,
+        timestamp: float | None = None,
+        namespace: str = "micro",
+    ) -> Event:
+        check_topic(topic)
+        check_namespace(namespace)
+        check_payload(payload)
+        return await self._append(
+            namespace,
+            topic,
+            bytes(payload),
+            dict(metadata or {}),
+            time.time() if timestamp is None else float(timestamp),
+        )
+
+    async def _append(
+        self, namespace: str, topic: str, payload: bytes, metadata: dict[str, str], ts: float
+    ) -> Event:
+        event_id = str(uuid.uuid4())
+        headers = {_ID: event_id, _TIME: repr(ts)}
+        if metadata:
+            headers[_META] = json.dumps(metadata, separators=(",", ":"))
+        subject = self._subject(namespace, topic)
+        for attempt in (1, 2):
+            name = await self._ensure(namespace, topic)
+            try:
+                ack = await self._js.publish(subject, payload, headers=headers)
+            except (js_errors.NoStreamResponseError, nats_errors.NoRespondersError) as exc:
+                self._streams.discard(name)  # deleted meanwhile: make it again, once
+                if attempt == 2:
+                    raise self._failure(exc) from exc
+                continue
+            except js_errors.NotFoundError as exc:
+                self._streams.discard(name)
+                if attempt == 2:
+                    raise self._failure(exc) from exc
+                continue
+            except _BACKEND_ERRORS as exc:
+                raise self._failure(exc) from exc
+            return Event(
+                id=event_id,
+                topic=topic,
+                sequence=ack.seq,
+                timestamp=ts,
+                payload=payload,
+                metadata=metadata,
+            )
+        raise AssertionError("unreachable")
+
+    def consume(
+        self,
+        topic: str,
+        *,
+        group: str | None = None,
+        offset: Offset | None = None,
+        auto_ack: bool = True,
+        ack_wait: float = 30.0,
+        retry_limit: int | None = None,
+        namespace: str = "micro",
+    ) -> Consumer:
+        check_consume(topic, group, offset, ack_wait, retry_limit, namespace)
+        if self._closed:
+            raise errors.ServiceUnavailable("events", f"{self!r} is closed")
+        consumer = _NatsConsumer(
+            self, namespace, topic, group, offset, auto_ack, ack_wait, retry_limit
+        )
+        self._consumers.add(consumer)
+        return consumer
+
+    async def read(
+        self,
+        topic: str,
+        *,
+        limit: int = 250,
+        offset: Offset | None = None,
+        namespace: str = "micro",
+    ) -> builtins.list[Event]:
+        check_topic(topic)
+        check_namespace(namespace)
+        check_limit(limit)
+        check_offset(offset)
+        name = self._stream_name(namespace, topic)
+        info = await self._info(name)
+        if info is None or not info.state.messages:
+            return []
+        start = await self._start(name, info, offset)
+        if start is None or start > info.state.last_seq:
+            return []
+        start = max(start, info.state.first_seq)
+        want = limit or info.state.last_seq - start + 1
+        config = api.ConsumerConfig(
+            name=f"r{uuid.uuid4().hex}",
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=api.AckPolicy.NONE,
+            filter_subject=self._subject(namespace, topic),
+            inactive_threshold=max(self._timeout, 5.0),
+            mem_storage=True,
+            num_replicas=1,
+        )
+        events: builtins.list[Event] = []
+        try:
+            made = await self._jsm.add_consumer(name, config)
+            try:
+                sub = await self._js.pull_subscribe_bind(
+                    consumer=made.name, stream=name, pending_msgs_limit=-1
+                )
+                try:
+                    pending = made.num_pending
+                    while len(events) < want and pending:
+                        msgs = await sub.fetch(min(want - len(events), 1024), self._timeout)
+                        for msg in msgs:
+                            events.append(_event(topic, msg))
+                            pending = msg.metadata.num_pending
+                finally:
+                    with contextlib.suppress(*_BACKEND_ERRORS):
+                        await sub.unsubscribe()
+            finally:
+                with contextlib.suppress(*_BACKEND_ERRORS, js_errors.NotFoundError):
+                    await self._jsm.delete_consumer(name, made.name)
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+        return events[:want]
+
+    async def _start(self, name: str, info: Any, offset: Offset | None) -> int | None:
+        """The first sequence at ``offset`` (None: past the end)."""
+        first: int = info.state.first_seq
+        last: int = info.state.last_seq
+        if offset is None:
+            return first
+        if isinstance(offset, int):
+            return max(offset, 1)
+        at = offset_time(offset)
+        # binary search: the first sequence whose event time is >= at (retention trims
+        # only the head, so first..last are all there; one gone meanwhile counts as older)
+        lo, hi = first, last + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            ts = await self._time_at(name, mid)
+            if ts is None or ts < at:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo <= last else None
+
+    async def _time_at(self, name: str, seq: int) -> float | None:
+        """The event time of the event ``seq`` (None: not there)."""
+        try:
+            msg = await self._jsm.get_msg(name, seq)
+        except js_errors.NotFoundError:
+            return None
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+        return float((msg.headers or {}).get(_TIME) or 0.0)
+
+    async def topics(self, *, namespace: str = "micro") -> builtins.list[str]:
+        check_namespace(namespace)
+        names = []
+        for info in await self._list(f"{self._ptoken}.{_token(namespace)}.*"):
+            if not info.get("state", {}).get("messages"):
+                continue
+            for subject in info.get("config", {}).get("subjects") or ():
+                names.append(_untoken(subject.split(".", 2)[2]))
+        return sorted(names)
+
+    async def _list(self, subject: str) -> builtins.list[dict[str, Any]]:
+        """The infos (raw JSON) of the streams holding subjects that match ``subject``."""
+        await self._connect()
+        found: builtins.list[dict[str, Any]] = []
+        offset = 0
+        try:
+            while True:
+                resp = await self._nc.request(
+                    "$JS.API.STREAM.LIST",
+                    json.dumps({"offset": offset, "subject": subject}).encode(),
+                    timeout=self._timeout,
+                )
+                data = json.loads(resp.data)
+                if "error" in data:
+                    raise errors.InternalServerError(
+                        "events", f"NATS at {redact(self.address)}: {data['error']}"
+                    )
+                streams = data.get("streams") or []
+                found += streams
+                offset += len(streams)
+                if not streams or offset >= data.get("total", 0):
+                    return found
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+
+    async def delete_all(self) -> int:
+        """Delete every stream of this prefix (all namespaces, topics, groups); how many."""
+        infos = await self._list(f"{self._ptoken}.>")
+        for info in infos:
+            name = info["config"]["name"]
+            with contextlib.suppress(js_errors.NotFoundError):
+                await self._call(functools.partial(self._jsm.delete_stream, name))
+            self._streams.discard(name)
+        return len(infos)
+
+
+def _event(topic: str, msg: Any) -> Event:
+    headers = msg.headers or {}
+    meta = headers.get(_META)
+    return Event(
+        id=headers.get(_ID, ""),
+        topic=topic,
+        sequence=msg.metadata.sequence.stream,
+        timestamp=float(headers.get(_TIME) or 0.0),
+        payload=msg.data,
+        metadata=json.loads(meta) if meta else {},
+    )
+
+
+_STOP: Final = object()
+
+
+class _NatsConsumer(Consumer):
+    """A pull consumer; a task pulls batches into a queue :meth:`next` reads."""
+
+    def __init__(
+        self,
+        stream: NatsStream,
+        namespace: str,
+        topic: str,
+        group: str | None,
+        offset: Offset | None,
+        auto_ack: bool,
+        ack_wait: float,
+        retry_limit: int | None,
+    ) -> None:
+        self._stream = stream
+        self._ns = namespace
+        self._topic = topic
+        self._group = group
+        self._offset = offset
+        self._auto_ack = auto_ack
+        self._ack_wait = ack_wait
+        self._retry_limit = retry_limit
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(stream._batch, 1))
+        self._stopped = False
+        self._name = ""
+        self._stream_name = ""
+        self._sub: Any = None
+        self._pump = asyncio.get_running_loop().create_task(self._run())
+
+    async def next(self) -> Delivery:
+        if self._stopped:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _STOP:
+            self._queue.put_nowait(_STOP)
+            raise StopAsyncIteration
+        if isinstance(item, errors.MicroError):
+            raise item
+        msg = item
+        event = _event(self._topic, msg)
+        attempt = msg.metadata.num_delivered
+        if self._auto_ack:
+            await self._settle(msg, event, attempt, True)
+            return Delivery(event, attempt, _done)
+        state = [False]
+
+        async def ack(success: bool) -> None:
+            if state[0]:
+                return
+            state[0] = True
+            await self._settle(msg, event, attempt, success)
+
+        return Delivery(event, attempt, ack)
+
+    async def _settle(self, msg: Any, event: Event, attempt: int, success: bool) -> None:
+        try:
+            if success:
+                await msg.ack()
+            elif self._retry_limit is not None and attempt >= self._retry_limit + 1:
+                await self._bury(event)
+                await msg.ack()
+            else:
+                await msg.nak()
+        except nats_errors.MsgAlreadyAckdError:
+            pass
+        except _BACKEND_ERRORS as exc:
+            raise self._stream._failure(exc) from exc
+
+    async def _bury(self, event: Event) -> None:
+        meta = {**event.metadata, "micro-topic": event.topic, "micro-sequence": str(event.sequence)}
+        await self._stream._append(
+            self._ns, event.topic + DEAD_LETTER_SUFFIX, event.payload, meta, time.time()
+        )
+
+    async def _setup(self) -> None:
+        stream = self._stream
+        name = await stream._ensure(self._ns, self._topic)
+        jsm = stream._jsm
+        subject = stream._subject(self._ns, self._topic)
+        existing = None
+        if self._group is not None:
+            durable = _short(_token(self._group))
+            with contextlib.suppress(js_errors.NotFoundError):
+                existing = await jsm.consumer_info(name, durable)
+        if existing is not None:
+            self._name = existing.name
+            if existing.config.ack_wait != self._ack_wait:
+                existing.config.ack_wait = self._ack_wait
+                with contextlib.suppress(js_errors.APIError):
+                    await jsm.add_consumer(name, existing.config)
+        else:
+            config = api.ConsumerConfig(
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=self._ack_wait,
+                max_deliver=-1,
+                filter_subject=subject,
+                max_ack_pending=-1,
+                num_replicas=None if self._group is not None else 1,
+            )
+            if self._group is not None:
+                config.name = config.durable_name = _short(_token(self._group))
+            else:
+                config.name = f"e{uuid.uuid4().hex}"
+                config.inactive_threshold = max(300.0, 4 * self._ack_wait)
+                config.mem_storage = True
+            offset = self._offset
+            if offset is None:
+                config.deliver_policy = api.DeliverPolicy.NEW
+            else:
+                info = await stream._info(name)
+                start = None if info is None else await stream._start(name, info, offset)
+                if start is None:
+                    config.deliver_policy = api.DeliverPolicy.NEW
+                else:
+                    config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+                    config.opt_start_seq = start
+            made = await jsm.add_consumer(name, config)
+            self._name = made.name
+        self._stream_name = name
+        self._sub = await stream._js.pull_subscribe_bind(
+            consumer=self._name, stream=name, pending_msgs_limit=-1
+        )
+
+    async def _run(self) -> None:
+        """Pull for ever: set up, fetch batches, retry with backoff while NATS is away
+        (the error reaches :meth:`next` when it persists, and the consumer goes on)."""
+        delay = 0.05
+        failing_since: float | None = None
+        ever_worked = False
+        while not self._stopped:
+            try:
+                if self._sub is None:
+                    await self._setup()
+                try:
+                    msgs = await self._sub.fetch(self._stream._batch, timeout=1.0)
+                except (nats_errors.TimeoutError, TimeoutError):
+                    msgs = []
+                ever_worked, failing_since, delay = True, None, 0.05
+                for msg in msgs:
+                    attempt = msg.metadata.num_delivered
+                    if self._retry_limit is not None and attempt > self._retry_limit + 1:
+                        # its last allowed delivery ran out of ack wait: dead now
+                        await self._bury(_event(self._topic, msg))
+                        with contextlib.suppress(nats_errors.MsgAlreadyAckdError):
+                            await msg.ack()
+                        continue
+                    await self._queue.put(msg)
+            except asyncio.CancelledError:
+                raise
+            except errors.BadRequest as exc:
+                await self._queue.put(exc)
+                return
+            except (*_BACKEND_ERRORS, errors.MicroError) as exc:
+                failure = self._stream._failure(exc)
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if isinstance(exc, js_errors.NotFoundError) or "consumer" in str(exc).lower():
+                    self._drop_sub()  # the consumer or stream went away: set up again
+                if not ever_worked or now - failing_since >= self._stream._connect_timeout:
+                    if self._queue.empty():
+                        self._queue.put_nowait(failure)
+                    failing_since = now
+                log.debug("NATS consumer of %s: %s", self._topic, failure.detail)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception as exc:
+                log.exception("NATS consumer of %s failed", self._topic)
+                await self._queue.put(errors.InternalServerError("events", str(exc)))
+                await asyncio.sleep(1.0)
+
+    def _drop_sub(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            asyncio.get_running_loop().create_task(_quietly(sub.unsubscribe()))
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stream._consumers.discard(self)
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._pump
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_STOP)
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await _quietly(sub.unsubscribe())
+        if self._group is None and self._name and self._stream._jsm is not None:
+            await _quietly(self._stream._jsm.delete_consumer(self._stream_name, self._name))
+
+
+async def _done(success: bool) -> None:
+    return None
+
+
+async def _quietly(aw: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await aw
