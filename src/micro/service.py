@@ -102,6 +102,7 @@ class Service:
         self._registered = False
         self._door: RemoteDoor | None = None
         self._consumers: list[Any] = []
+        self._subscribers: list[Any] = []
         self._background: list[asyncio.Task[None]] = []
         self._server.add_internal(endpoints_of(Debug(self._server.stats)))
 
@@ -112,6 +113,13 @@ class Service:
         eps = endpoints_of(handler, name=name)
         self._server.add(self.name, eps)
         self._endpoints.extend(eps)
+
+    def subscribe(self, topic: str, *, queue: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorate ``async def handle(msg: T)`` to receive ``topic``'s broker messages while
+        the service runs (with ``queue``, shared among the queue group's members)."""
+        from micro.broker.subscriber import subscriber
+
+        return subscriber(topic, queue=queue, into=self._subscribers)
 
     def consume(
         self,
@@ -199,6 +207,15 @@ class Service:
         import micro.config
 
         await micro.config.attach(self.client, namespace=self.namespace)
+        import micro.broker
+        from micro.broker.client import RPCBroker
+
+        broker = RPCBroker(self.client)
+        micro.broker.set_default(broker, namespace=self.namespace)
+        if self._subscribers:
+            self._background += await micro.broker.run_subscribers(
+                broker, self._subscribers, self.namespace
+            )
         import micro.events
         from micro.events.client import RPCStream
 

@@ -75,6 +75,12 @@ def _auth_handlers(backend: Any) -> list[object]:
     return list(handlers(backend))
 
 
+def _broker_handlers(backend: Any) -> list[object]:
+    from micro.broker.handler import Broker
+
+    return [Broker(backend)]
+
+
 def _events_handlers(backend: Any) -> list[object]:
     from micro.events.handler import Store, Stream
 
@@ -86,6 +92,7 @@ BLOCKS: dict[str, Block] = {
     "store": Block("store", _plugin("store"), _store_handlers),
     "config": Block("config", _config, _config_handlers, requires=("store",)),
     "auth": Block("auth", _auth, _auth_handlers, requires=("store",)),
+    "broker": Block("broker", _plugin("broker"), _broker_handlers),
     "events": Block("events", _plugin("events"), _events_handlers),
 }
 """Every block, in the order they are built."""

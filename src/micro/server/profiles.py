@@ -11,8 +11,8 @@ from micro.settings import Settings
 __all__ = ["PROFILES", "plugin_for"]
 
 PROFILES: dict[str, dict[str, str]] = {
-    "local": {"registry": "memory", "store": "sqlite", "events": "sqlite"},
-    "test": {"registry": "memory", "store": "memory", "events": "memory"},
+    "local": {"registry": "memory", "store": "sqlite", "broker": "memory", "events": "sqlite"},
+    "test": {"registry": "memory", "store": "memory", "broker": "memory", "events": "memory"},
 }
 
 

@@ -1,0 +1,52 @@
+"""Exposes any :class:`~micro.broker.base.Broker` as the ``broker`` RPC service
+(``broker.Broker``): ``Publish`` and ``Subscribe`` (a server stream of messages).
+
+Both act in the caller's namespace (``micro-namespace``), which its account must belong
+to. A published message carries the caller's metadata (except ``authorization``) in its
+headers; headers the publisher set itself win over metadata of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from micro.auth import access
+from micro.broker.base import Broker as BrokerBackend
+from micro.broker.base import Message
+from micro.broker.proto import SUBSCRIBED, EmptyResponse, PublishRequest, SubscribeRequest
+from micro.rpc import context
+
+__all__ = ["Broker"]
+
+
+def _namespace() -> str:
+    namespace = context.namespace()
+    access.authorize(namespace)
+    return namespace
+
+
+class Broker:
+    """The ``Broker`` handler: endpoints ``Broker.Publish`` and ``Broker.Subscribe``."""
+
+    def __init__(self, backend: BrokerBackend) -> None:
+        self._backend = backend
+
+    async def publish(self, req: PublishRequest) -> EmptyResponse:
+        """Send a message to the topic's subscribers now open."""
+        namespace = _namespace()
+        header = {k: v for k, v in context.metadata().items() if k != "authorization"}
+        header.update(req.message.header)
+        await self._backend.publish(
+            req.topic, Message(header, req.message.body), namespace=namespace
+        )
+        return EmptyResponse()
+
+    async def subscribe(self, req: SubscribeRequest) -> AsyncIterator[Message]:
+        """Stream the topic's messages until the caller cancels. The first message only
+        says the subscription is in place (header ``micro-broker-subscribed``)."""
+        namespace = _namespace()
+        sub = self._backend.subscribe(req.topic, queue=req.queue or None, namespace=namespace)
+        async with sub:
+            yield Message({SUBSCRIBED: "1"})
+            async for message in sub:
+                yield message
