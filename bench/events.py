@@ -106,6 +106,48 @@ async def _ours(stream: Any, n: int) -> dict[str, float]:
     return {"publish": pub, "e2e": e2e}
 
 
+async def ours_sqlite_rpc(n: int) -> dict[str, float]:
+    """The embedded default, durable, through RPC: a real ``micro server`` (SQLite events)
+    and this process as the publishing and the consuming service."""
+    import os
+    import tempfile
+
+    from micro.auth.client import RPCAuth
+    from micro.events.client import RPCStream
+    from micro.rpc import Client
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    env.update(
+        MICRO_HOME=tempfile.mkdtemp(prefix="micro-bench-events-"),
+        MICRO_PROXY_ADDRESS="127.0.0.1:0",
+        MICRO_LOG_LEVEL="warning",
+        MICRO_ADMIN_PASSWORD="bench",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "micro", "server", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        proxy = ""
+        while not proxy:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise RuntimeError("micro server exited before it was ready")
+            if line.startswith("micro server ready"):
+                proxy = line.split()[-1]
+        anonymous = Client(proxy=proxy)
+        token = await RPCAuth(anonymous).token(id="admin", secret="bench")
+        await anonymous.close()
+        client = Client(proxy=proxy, metadata={"authorization": f"Bearer {token.access_token}"})
+        try:
+            return await _ours(RPCStream(client), n)
+        finally:
+            await client.close()
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
 # --------------------------------------------------------------------------- raw
 
 
@@ -235,6 +277,19 @@ async def main() -> None:
     print_table(
         f"events: {args.events} events, {CONCURRENCY} publishers, median of {args.runs}", rows
     )
+    # The embedded default beside our JetStream stream (target: e2e >= 0.5x of it).
+    embedded, _ = await median_of(args.runs, lambda: ours_sqlite_rpc(args.events))
+    nats = data["runs"].get("nats", {}).get("medians", {})  # type: ignore[attr-defined]
+    side = [
+        {
+            "stream": "sqlite via RPC (micro server)",
+            "publish/s": embedded["publish"],
+            "e2e/s": embedded["e2e"],
+            "e2e vs ours on nats": embedded["e2e"] / nats["ours_e2e"] if nats else "-",
+        }
+    ]
+    print_table("embedded SQLite events, durable, service to service through RPC", side)
+    data["embedded"] = side
     data["table"] = rows
     print(f"\nwrote {write_results('events', data)}")
 
