@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests._support import HELLOWORLD
+from tests._support import HELLOWORLD, free_port
 
 import micro
 from micro import errors
@@ -47,18 +47,41 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-async def test_registry_block_runs_alone(tmp_path: Path) -> None:
-    proc = _micro("service", "registry", "--address", "127.0.0.1:0", env=_clean_env(tmp_path))
+async def test_a_block_alone_admits_calls_through_the_platforms_auth(
+    micro_server: MicroServerProcess,
+) -> None:
+    proc = _micro("service", "store", "--address", "127.0.0.1:0", env=micro_server.env())
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("micro service store ready: "), line
+        address = line.split()[-1]
+        anonymous = Client(proxy=address)
+        with pytest.raises(errors.Unauthorized):
+            await anonymous.call("store", "Store.Write", {"record": {"key": "k", "value": b""}})
+        await anonymous.close()
+        token = micro_server.micro("user", "token").stdout.strip()
+        admin = Client(proxy=address, metadata={"authorization": f"Bearer {token}"})
+        await admin.call("store", "Store.Write", {"record": {"key": "k", "value": b"v"}})
+        rsp = await admin.call("store", "Store.Read", {"key": "k"})
+        assert rsp["records"][0]["value"] == b"v"
+        assert await admin.call("store", "Debug.Health") == {"status": "ok"}
+        await admin.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+async def test_a_block_alone_without_auth_refuses_calls(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path, MICRO_PROXY=f"127.0.0.1:{free_port()}")
+    proc = _micro("service", "registry", "--address", "127.0.0.1:0", env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("micro service registry ready: "), line
-        address = line.split()[-1]
-        client = Client(proxy=address)
-        rsp = await client.call("registry", "Registry.ListServices", {})
-        assert rsp == {"services": []}
-        health = await client.call("registry", "Debug.Health")
-        assert health == {"status": "ok"}
+        client = Client(proxy=line.split()[-1])
+        with pytest.raises(errors.ServiceUnavailable):
+            await client.call("registry", "Registry.ListServices", {})
         await client.close()
     finally:
         proc.terminate()

@@ -17,8 +17,11 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from micro.auth.remote import RemoteDoor
+from micro.client import new_client
 from micro.debug import Debug
 from micro.registry.base import Node, Registry, Service
+from micro.rpc.client import Client
 from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
 from micro.server.blocks import BLOCKS, build
@@ -145,17 +148,42 @@ async def run_server(settings: Settings) -> None:
 
 
 async def serve_block(block: str, settings: Settings, address: str) -> None:
-    """Run one block alone as its own service (``micro service <block>``)."""
+    """Run one block alone as its own service (``micro service <block>``).
+
+    Its calls are admitted like the server's: by the auth block's own keys and rules when
+    the block is ``auth``, else by a door fed by the platform's ``auth`` service (reached
+    through ``MICRO_PROXY`` as this process's account).
+    """
     backends = build([block], settings)
-    rpc = Server()
+    rpc = Server(ssl=server_ssl(settings))
     _host(rpc, [block], backends)
     bound: list[str] = []
+    gate: Gate | None = None
+    remote: RemoteDoor | None = None
+    client: Client | None = None
+    if "auth" in backends:
+        gate = Gate(backends["auth"])
+        rpc.door = gate.door
+    else:
+        client = new_client(settings, via_proxy=True)
+        remote = RemoteDoor(client, namespace=None)
+        rpc.door = remote.door
 
     async def start() -> None:
         bound.append(_advertised(await rpc.start(address)))
+        if gate is not None:
+            await gate.start(settings, [address])
+        if remote is not None:
+            remote.start()
 
     async def stop() -> None:
+        if gate is not None:
+            await gate.stop()
+        if remote is not None:
+            await remote.stop()
         await rpc.stop(grace=5.0)
         await _close(backends)
+        if client is not None:
+            await client.close()
 
     await _serve_until_signal(start, stop, lambda: f"micro service {block} ready: {bound[0]}")
