@@ -20,6 +20,7 @@ deadline, never polling.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import logging
@@ -166,7 +167,10 @@ def _topics(conn: sqlite3.Connection, ns: str) -> list[str]:
     return [topic for (topic,) in rows]
 
 
-_Claim = tuple[Event | None, int, float | None, list[str]]
+_Claim = tuple[list[tuple[Event, int]], float | None, list[str]]
+
+CLAIM_BATCH = 32
+"""New events a consumer that acks takes in one transaction (then hands out one by one)."""
 
 
 def _claim(
@@ -179,7 +183,7 @@ def _claim(
     ack_wait: float,
     retry_limit: int | None,
 ) -> _Claim:
-    """(event, attempt, earliest pending deadline when no event, topics to wake)."""
+    """(claimed (event, attempt) pairs, earliest pending deadline when none, topics to wake)."""
     now = time.time()
     woken: list[str] = []
     key = (ns, topic, group)
@@ -222,29 +226,31 @@ def _claim(
             "= ? AND sequence = ?",
             (attempt, now + ack_wait, *key, seq),
         )
-        return _event(topic, found), attempt, None, woken
-    found = conn.execute(
+        return [(_event(topic, found), attempt)], None, woken
+    # New events: a batch at a time when they must be acked (each stays pending until then),
+    # one at a time with auto-ack (a claimed event counts as handled: none may sit in a buffer).
+    rows = conn.execute(
         f"SELECT {_COLUMNS} FROM events WHERE namespace = ? AND topic = ? AND sequence >= ? "
-        "ORDER BY sequence LIMIT 1",
-        (ns, topic, nxt),
-    ).fetchone()
-    if found is not None:
-        event = _event(topic, found)
+        "ORDER BY sequence LIMIT ?",
+        (ns, topic, nxt, 1 if auto_ack else CLAIM_BATCH),
+    ).fetchall()
+    if rows:
+        events = [_event(topic, row) for row in rows]
         conn.execute(
             'UPDATE groups SET next = ? WHERE namespace = ? AND topic = ? AND "group" = ?',
-            (event.sequence + 1, *key),
+            (events[-1].sequence + 1, *key),
         )
         if not auto_ack:
-            conn.execute(
+            conn.executemany(
                 'INSERT OR REPLACE INTO pending (namespace, topic, "group", sequence, attempt, '
                 "deadline) VALUES (?, ?, ?, ?, 1, ?)",
-                (*key, event.sequence, now + ack_wait),
+                [(*key, event.sequence, now + ack_wait) for event in events],
             )
-        return event, 1, None, woken
+        return [(event, 1) for event in events], None, woken
     earliest = conn.execute(
         'SELECT min(deadline) FROM pending WHERE namespace = ? AND topic = ? AND "group" = ?', key
     ).fetchone()
-    return None, 0, earliest[0] if earliest else None, woken
+    return [], earliest[0] if earliest else None, woken
 
 
 def _bury(conn: sqlite3.Connection, ns: str, topic: str, found: tuple[Any, ...]) -> str:
@@ -283,6 +289,18 @@ def _ack(
         return [] if found is None else [_bury(conn, ns, topic, found)]
     conn.execute(f"UPDATE pending SET deadline = ? WHERE {where}", (time.time(), *key))
     return [topic]
+
+
+def _release(
+    conn: sqlite3.Connection, ns: str, topic: str, group: str, claimed: list[tuple[int, int]]
+) -> None:
+    """Give back events a consumer claimed but never handed out: due again at once, with
+    the attempt they had, so the next consumer sees them as if never delivered."""
+    conn.executemany(
+        'UPDATE pending SET attempt = ?, deadline = 0 WHERE namespace = ? AND topic = ? AND "group" '
+        "= ? AND sequence = ?",
+        [(attempt - 1, ns, topic, group, seq) for seq, attempt in claimed],
+    )
 
 
 def _drop_group(conn: sqlite3.Connection, ns: str, topic: str, group: str) -> None:
@@ -532,10 +550,14 @@ class SQLStream(Stream):
             self._worker = worker
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._worker is None:
-            self._start()
         if self._closed:
             raise errors.ServiceUnavailable("events", f"the event stream {self!r} is closed")
+        return await self._run_any(fn, *args)
+
+    async def _run_any(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a job even while closing (the worker is still there until close() ends)."""
+        if self._worker is None:
+            self._start()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self._jobs.put(_Job(fn, args, fut, loop))
@@ -615,6 +637,7 @@ class SQLStream(Stream):
             return
         for consumers in list(self._consumers.values()):
             for consumer in list(consumers):
+                await consumer.release(closing=True)
                 consumer.end()
         if worker is not None:
             self._jobs.put(_STOP)
@@ -645,6 +668,7 @@ class _SQLConsumer(Consumer):
         self._signal = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claim: asyncio.Future[_Claim] | None = None
+        self._claimed: collections.deque[tuple[Event, int]] = collections.deque()
         self._stopped = False
 
     def poke(self) -> None:
@@ -676,6 +700,9 @@ class _SQLConsumer(Consumer):
         while True:
             if self._stopped:
                 raise StopAsyncIteration
+            if self._claimed:
+                event, attempt = self._claimed.popleft()
+                return Delivery(event, attempt, self._acker(event.sequence))
             if self._claim is None:
                 self._signal.clear()  # a wake-up from now on means: claim again
                 self._claim = asyncio.ensure_future(
@@ -692,14 +719,15 @@ class _SQLConsumer(Consumer):
                 )
             # shielded: a cancelled next() leaves the claim to the next call, losing nothing
             try:
-                event, attempt, deadline, woken = await asyncio.shield(self._claim)
+                claimed, deadline, woken = await asyncio.shield(self._claim)
             finally:
                 if self._claim.done():
                     self._claim = None
             for topic in woken:
                 self._stream._wake(self._ns, topic)
-            if event is not None:
-                return Delivery(event, attempt, self._acker(event.sequence))
+            if claimed:
+                self._claimed.extend(claimed)
+                continue
             if self._stopped:
                 raise StopAsyncIteration
             timeout = None if deadline is None else max(deadline - time.time(), 0) + 0.001
@@ -719,9 +747,20 @@ class _SQLConsumer(Consumer):
 
         return ack
 
+    async def release(self, *, closing: bool = False) -> None:
+        """Give back what was claimed but not handed out (a graceful stop loses nothing and
+        counts no attempt for it)."""
+        claimed = [(event.sequence, attempt) for event, attempt in self._claimed]
+        self._claimed.clear()
+        if not claimed or self._ephemeral or (self._stream._closed and not closing):
+            return
+        with contextlib.suppress(errors.MicroError):
+            await self._stream._run_any(_release, self._ns, self._topic, self._group, claimed)
+
     async def stop(self) -> None:
         if self._stopped and not self._ephemeral:
             return
+        await self.release()
         self.end()
         if self._ephemeral and not self._stream._closed:
             self._ephemeral = False

@@ -88,14 +88,26 @@ class Stream:
         unacked: dict[str, Delivery] = {}
 
         async def acks() -> None:
+            # Acks are applied concurrently (bounded), not one after another: each is a durable
+            # write, and concurrent ones share a commit instead of waiting for one each.
+            room = asyncio.Semaphore(256)
+            running: set[asyncio.Task[None]] = set()
+
+            async def apply(delivery: Delivery, success: bool) -> None:
+                try:
+                    await (delivery.ack() if success else delivery.nack())
+                finally:
+                    room.release()
+
             async for msg in reqs:
                 delivery = unacked.pop(msg.id, None)
                 if delivery is None:
                     continue
-                if msg.success:
-                    await delivery.ack()
-                else:
-                    await delivery.nack()
+                await room.acquire()
+                task = asyncio.ensure_future(apply(delivery, msg.success))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            await asyncio.gather(*running, return_exceptions=True)
             # the caller is done sending (its acks are all in): end the stream
             await consumer.stop()
 
