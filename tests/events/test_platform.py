@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import uuid
 from pathlib import Path
 
 import msgspec
-from tests._support import require_nats
+import pytest
+from tests._support import free_port, require_nats
 
 import micro
 import micro.events
+from micro.events.client import RPCStream
 from micro.events.nats import NatsStream
 from micro.testing import MicroServerProcess, serving, start_server
 
@@ -97,3 +101,47 @@ async def test_the_server_on_nats_jetstream(tmp_path: Path) -> None:
         stream = NatsStream(url, prefix=prefix)
         await stream.delete_all()
         await stream.close()
+
+
+async def test_a_consumer_resumes_when_the_server_comes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    env = {"MICRO_PROXY_ADDRESS": f"127.0.0.1:{free_port()}"}
+    first = start_server(home, env=env)
+    for key, value in first.env().items():
+        if key.startswith("MICRO_"):
+            monkeypatch.setenv(key, value)
+    worker = micro.Service("worker")
+    got: list[int] = []
+    arrived = asyncio.Event()
+
+    @worker.consume("jobs", group="workers")
+    async def work(job: dict[str, int]) -> None:
+        got.append(job["n"])
+        arrived.set()
+
+    second: MicroServerProcess | None = None
+    async with serving(worker):
+        await micro.events.publish("jobs", {"n": 1})
+        async with asyncio.timeout(20):
+            await arrived.wait()
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait()
+        arrived.clear()
+        second = start_server(home, env=env)
+        try:
+            # The consumer reconnects by itself; what is published now reaches it.
+            publisher = micro.client.new_client()
+            stream = RPCStream(publisher)
+            async with asyncio.timeout(30):
+                while not arrived.is_set():
+                    await stream.publish("jobs", b'{"n": 2}')
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(2):
+                            await arrived.wait()
+            await publisher.close()
+        finally:
+            second.stop()
+    assert got[0] == 1
+    assert 2 in got[1:]
