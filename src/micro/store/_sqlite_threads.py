@@ -434,6 +434,13 @@ class Reader(_Worker):
         super().configure(conn)
         conn.execute("PRAGMA query_only = ON")
 
+    def close_connections(self) -> None:
+        """Close the files this reader opened (for a reader used without its thread)."""
+        for db in self._dbs.values():
+            with contextlib.suppress(sqlite3.Error):
+                db.conn.close()
+        self._dbs.clear()
+
     def apply(self, batch: list[Job]) -> None:
         done: _Done = []
         for job in batch:

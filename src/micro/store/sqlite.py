@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import os
 import queue
+import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from micro.store._sqlite_threads import (
     Job,
     Reader,
     Writer,
+    failure,
     sync_directory,
 )
 from micro.store.base import (
@@ -95,6 +97,7 @@ class SQLiteStore(Store):
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._state = _NEW
+        self._inline: Reader | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SQLiteStore:
@@ -157,11 +160,26 @@ class SQLiteStore(Store):
         check_page(limit, offset, order)
         check_names(database, table)
         if not (prefix or suffix):
+            if self._state == _RUNNING:
+                return [self._get_here(database, table, key)]
             return [await self._run(self._reads, GET, database, table, key)]
         start, end = (key, prefix_end(key)) if prefix else ("", None)
         span = (start, end, key if suffix else "", limit, offset, order == "desc", False)
         records: builtins.list[Record] = await self._run(self._reads, RANGE, database, table, span)
         return records
+
+    def _get_here(self, database: str, table: str, key: str) -> Record:
+        """A read by key, on the event loop itself: a primary-key lookup costs a few µs,
+        less than handing it to a reader thread and back (range reads still go there)."""
+        reader = self._inline
+        if reader is None:
+            reader = self._inline = Reader(
+                -1, self.directory, self._reads, self._writes, self._cache_size
+            )
+        try:
+            return reader.get(Job(GET, database, table, key))
+        except sqlite3.Error as exc:
+            raise failure(exc, reader.path(database)) from None
 
     async def write(
         self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
@@ -221,3 +239,6 @@ class SQLiteStore(Store):
         for _ in range(self._readers):
             self._reads.put(STOP)
         await asyncio.to_thread(_join, self._threads)
+        if self._inline is not None:
+            self._inline.close_connections()
+            self._inline = None
