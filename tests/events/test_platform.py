@@ -104,8 +104,9 @@ async def test_the_server_on_nats_jetstream(tmp_path: Path) -> None:
 
 
 async def test_a_consumer_resumes_when_the_server_comes_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("DEBUG", logger="micro")
     home = tmp_path / "home"
     env = {"MICRO_PROXY_ADDRESS": f"127.0.0.1:{free_port()}"}
     first = start_server(home, env=env)
@@ -116,7 +117,9 @@ async def test_a_consumer_resumes_when_the_server_comes_back(
     got: list[int] = []
     arrived = asyncio.Event()
 
-    @worker.consume("jobs", group="workers")
+    # offset=0: the group reads from the topic's start (a new group without an offset starts
+    # at the end when it first reads, which a publish right after start-up could beat).
+    @worker.consume("jobs", group="workers", offset=0)
     async def work(job: dict[str, int]) -> None:
         got.append(job["n"])
         arrived.set()
@@ -124,8 +127,11 @@ async def test_a_consumer_resumes_when_the_server_comes_back(
     second: MicroServerProcess | None = None
     async with serving(worker):
         await micro.events.publish("jobs", {"n": 1})
-        async with asyncio.timeout(20):
-            await arrived.wait()
+        try:
+            async with asyncio.timeout(20):
+                await arrived.wait()
+        except TimeoutError:
+            raise AssertionError(f"the first event never arrived:\n{caplog.text}") from None
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()
         arrived.clear()

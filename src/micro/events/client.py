@@ -42,7 +42,11 @@ def _offset_fields(offset: Offset | None) -> tuple[int, float]:
         if offset.tzinfo is None:
             offset = offset.replace(tzinfo=datetime.UTC)
         return 0, offset.timestamp()
-    return offset or 0, 0.0
+    if offset is None:
+        return 0, 0.0  # 0 on the wire: not given
+    # Sequences start at 1, so an offset below 1 means "from the first event": sent as 1, since
+    # the wire's 0 means "not given" (a new group would then start at the end).
+    return max(offset, 1), 0.0
 
 
 class RPCStream(Stream):

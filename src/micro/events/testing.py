@@ -115,6 +115,13 @@ class StreamSuite:
         with pytest.raises(StopAsyncIteration):
             await consumer.next()
 
+    async def test_offset_zero_starts_a_new_group_at_the_first_event(self, stream: Stream) -> None:
+        ns, topic = unique("ns"), unique()
+        await stream.publish(topic, b"first", namespace=ns)
+        await stream.publish(topic, b"second", namespace=ns)
+        async with stream.consume(topic, group=unique("g"), offset=0, namespace=ns) as consumer:
+            assert (await next_delivery(consumer)).event.payload == b"first"
+
     async def test_consume_from_sequence_and_time(self, stream: Stream) -> None:
         ns, topic = unique("ns"), unique()
         base = 1_700_000_000.0
