@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
 from typing import NoReturn
 
@@ -134,3 +135,19 @@ async def require_nats() -> str:
     if "nats" in _missing:
         backend_missing(_missing["nats"])
     return _found["nats"]
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """The stdout of a CLI command that must succeed quietly on stderr."""
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The one line a failing command printed on stderr."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]

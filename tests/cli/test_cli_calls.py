@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests._support import failed, ok
 
 from micro.testing import MicroServerProcess
 
@@ -23,21 +24,6 @@ def hello(micro_server: MicroServerProcess) -> MicroServerProcess:
     """A server with one helloworld instance registered."""
     micro_server.start_service(HELLOWORLD, name="helloworld")
     return micro_server
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
-    """The one line a failing command printed on stderr."""
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # -- the registry -------------------------------------------------------------------------

@@ -4,25 +4,11 @@
 from __future__ import annotations
 
 import stat
-import subprocess
+
+from tests._support import failed, ok
 
 from micro.config.secrets import KEY_FILE
 from micro.testing import MicroServerProcess
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
-    """The one line a failing command printed on stderr."""
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_set_get_del(micro_server: MicroServerProcess) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from micro import errors
+from micro._batch import take_batch
 from micro.events._checks import (
     check_consume,
     check_limit,
@@ -161,17 +162,7 @@ class _Worker(threading.Thread):
                             conn.execute("ROLLBACK")
                 if first is None:
                     continue
-                stop = first is _STOP
-                batch = [] if stop else [first]
-                while not stop and len(batch) < _BATCH:
-                    try:
-                        job = self.jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is _STOP:
-                        stop = True
-                    else:
-                        batch.append(job)
+                batch, stop = take_batch(self.jobs, first, _STOP, _BATCH)
                 if batch:
                     self.apply(conn, batch)
                 if stop:

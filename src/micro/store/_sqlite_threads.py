@@ -32,6 +32,7 @@ from typing import Any, Final
 import msgspec
 
 from micro import errors
+from micro._batch import take_batch
 from micro.store._backend import decode_name, encode_name
 from micro.store.base import Record
 
@@ -217,17 +218,7 @@ class _Worker(threading.Thread):
                 first = self.next_job()
                 if first is None:
                     continue
-                stop = first is STOP
-                batch = [] if stop else [first]
-                while not stop and len(batch) < _BATCH:
-                    try:
-                        job = self.jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job is STOP:
-                        stop = True
-                    else:
-                        batch.append(job)
+                batch, stop = take_batch(self.jobs, first, STOP, _BATCH)
                 try:
                     if batch:
                         self.apply(batch)
