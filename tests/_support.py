@@ -151,3 +151,26 @@ def failed(result: subprocess.CompletedProcess[str], code: int) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+# --------------------------------------------------------------------------- files and git
+
+
+def write(path: Path, text: str = "") -> Path:
+    """Write ``text`` to ``path``, making its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` as a throwaway committer; its stdout, stripped."""
+    result = subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return result.stdout.strip()

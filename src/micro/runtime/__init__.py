@@ -1,0 +1,1 @@
+"""The runtime block: runs services from source as local processes."""

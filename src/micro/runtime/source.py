@@ -1,0 +1,381 @@
+"""A service's source, onto disk: a local folder packed and unpacked, or a git repository.
+
+The CLI packs a folder with :func:`pack` and uploads the bytes; the server unpacks them
+with :func:`unpack`. A git source (:func:`parse_git`) is cloned by the server with
+:func:`fetch_git`. Both write into a temporary sibling of the destination and rename it
+into place, so a failure never leaves a half-written source that looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import io
+import os
+import re
+import secrets
+import shutil
+import signal
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "EXCLUDED",
+    "GitSource",
+    "SourceError",
+    "fetch_git",
+    "pack",
+    "parse_git",
+    "service_name",
+    "unpack",
+]
+
+
+class SourceError(Exception):
+    """A source that cannot be packed, unpacked or fetched; ``str(exc)`` is a user-facing
+    message."""
+
+
+EXCLUDED: Final = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "node_modules",
+        ".tox",
+        "build",
+        "dist",
+        "*.egg-info",
+        "*.pyc",
+    }
+)
+"""Names never packed: version control, virtualenvs, caches and build output. The server
+builds its own virtualenv, so shipping the developer's would only cost upload time. Entries
+starting with ``*`` match by suffix."""
+
+_EXCLUDED_NAMES: Final = frozenset(name for name in EXCLUDED if not name.startswith("*"))
+_EXCLUDED_SUFFIXES: Final = tuple(name[1:] for name in EXCLUDED if name.startswith("*"))
+
+
+def _excluded(name: str) -> bool:
+    return name in _EXCLUDED_NAMES or name.endswith(_EXCLUDED_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- pack / unpack
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _CappedBuffer(io.BytesIO):
+    """Raises :class:`_TooBig` once past ``limit`` bytes, so a huge folder is refused
+    without first compressing all of it into memory."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.over = False
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]  # bytes is all gzip writes
+        if self.over:
+            return len(data)  # the archive is being abandoned: gzip's closing flush
+        if self.tell() + len(data) > self.limit:
+            self.over = True
+            raise _TooBig
+        return super().write(data)
+
+
+def _entries(root: Path, folder: Path) -> Iterator[Path]:
+    """What :func:`pack` keeps under ``folder``, sorted, parents before children."""
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if _excluded(entry.name):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink():
+            try:
+                target = path.resolve()
+            except (OSError, RuntimeError):  # a symlink loop
+                continue
+            if target.is_relative_to(root):
+                yield path
+        elif entry.is_dir():
+            yield path
+            yield from _entries(root, path)
+        elif entry.is_file():
+            yield path
+        # sockets, fifos and devices are not source
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / 1024 / 1024:.1f} MiB"
+
+
+def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
+    """A gzipped tar of ``folder``'s contents (paths relative to it), without
+    :data:`EXCLUDED` names.
+
+    Deterministic, so the same folder gives the same bytes: entries sorted, mtimes kept
+    (whole seconds), owner 0:0 without user names, gzip header time 0. Symlinks are kept
+    as relative links when they point inside the folder and skipped otherwise (their
+    target would not exist on the server). SourceError when ``folder`` is not a folder
+    or the archive would be over ``limit`` bytes.
+    """
+    if not folder.exists():
+        raise SourceError(f"folder {folder} does not exist")
+    if not folder.is_dir():
+        raise SourceError(f"{folder} is not a folder")
+    root = folder.resolve()
+    buffer = _CappedBuffer(limit)
+    try:
+        with (
+            gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for path in _entries(root, root):
+                info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = int(info.mtime)
+                if info.issym():
+                    info.linkname = os.path.relpath(path.resolve(), path.parent)
+                if info.isreg():
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
+                else:
+                    tar.addfile(info)
+    except _TooBig:
+        total = sum(p.stat().st_size for p in _entries(root, root) if p.is_file())
+        raise SourceError(
+            f"{folder} is too big to send: its files take {_size(total)} and the archive "
+            f"passed the limit of {_size(limit)}; move large files (data, build output) "
+            "out of the folder"
+        ) from None
+    except OSError as exc:
+        raise SourceError(f"cannot pack {folder}: {exc}") from None
+    return buffer.getvalue()
+
+
+def _check_names(tar: tarfile.TarFile) -> None:
+    """Refuse absolute and ``..`` paths, which :func:`pack` never writes. (The ``data``
+    filter would quietly make an absolute path relative instead.)"""
+    for member in tar.getmembers():
+        if member.name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", member.name):
+            raise SourceError(f"cannot unpack the source archive: unsafe path {member.name!r}")
+
+
+def unpack(data: bytes, dest: Path) -> None:
+    """Extract an archive made by :func:`pack` into ``dest``, which must not exist or be
+    empty (its parents are created).
+
+    Safe against a hostile archive: absolute and ``..`` paths are refused, and tarfile's
+    ``data`` filter refuses device files and links leading out of ``dest``. The archive is extracted
+    into a temporary sibling and renamed into place, so a failure leaves nothing behind.
+    SourceError for a corrupt or unsafe archive.
+    """
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise SourceError(f"cannot unpack into {dest}: it is not an empty folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would otherwise become the source folder's mode
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.errorlevel = 1  # a refused member raises instead of being skipped quietly
+            _check_names(tar)
+            tar.extractall(tmp, filter="data")
+        os.rename(tmp, dest)  # replaces an empty folder; refuses one that filled up meanwhile
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"cannot unpack the source archive: {exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- git
+
+
+@dataclass(frozen=True, slots=True)
+class GitSource:
+    """A git repository and what to check out of it."""
+
+    url: str
+    """What to give ``git clone``."""
+    ref: str | None = None
+    """A branch, tag or commit (full or abbreviated); None for the default branch."""
+
+
+_SCHEME: Final = re.compile(r"^(?:file|https?|ssh|git|git\+ssh|ssh\+git)://", re.IGNORECASE)
+_SCP: Final = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:")
+_HOST: Final = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/[^/]+/[^/]")
+
+
+def parse_git(text: str) -> GitSource | None:
+    """The git source ``text`` names, or None when it is not a git URL (a local folder).
+
+    Git URLs are ``file://``, ``http(s)://``, ``ssh://`` (and ``git://``) URLs, scp-like
+    ``user@host:path``, and ``host.tld/org/repo[/...]``, which means
+    ``https://host.tld/org/repo``. An ``@ref`` may end any of them: the last ``@`` that
+    comes after the start of the path (so never a URL's user) and is followed by no
+    ``:``. Refs may contain ``/``. SourceError for an empty ref.
+    """
+    text = text.strip()
+    prefix = ""
+    if match := _SCHEME.match(text):
+        slash = text.find("/", match.end())
+        path_start = len(text) if slash < 0 else slash
+    elif match := _SCP.match(text):
+        path_start = match.end()
+    elif _HOST.match(text):
+        path_start = text.index("/")
+        prefix = "https://"
+    else:
+        return None
+    url, ref = text, None
+    at = text.rfind("@")
+    if at >= path_start and ":" not in text[at + 1 :]:
+        url, ref = text[:at], text[at + 1 :]
+        if not ref:
+            raise SourceError(f"{text!r} has an empty ref after '@'")
+    return GitSource(prefix + url, ref)
+
+
+def service_name(source: str) -> str:
+    """The default name of a service run from ``source``: the last path element of the
+    folder or git URL, without a ``.git`` suffix or ``@ref`` (``file:///x/hello.git@v1``
+    gives ``hello``, ``./foo/bar/`` gives ``bar``, ``.`` the current folder's name)."""
+    git = parse_git(source)
+    if git is not None:
+        name = re.split(r"[/:]", git.url.rstrip("/"))[-1]
+    else:
+        name = Path(os.path.abspath(source.strip() or ".")).name
+    name = name.removesuffix(".git")
+    if not name:
+        raise SourceError(f"cannot tell a service name from {source!r}: give one")
+    return name
+
+
+_COMMIT: Final = re.compile(r"[0-9a-fA-F]{4,64}")
+_SHA: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1, or SHA-256 repositories
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GIT_TERMINAL_PROMPT"] = "0"  # a private repository fails instead of waiting for a password
+    env["LC_ALL"] = "C"  # git's messages in English, which is what we recognise
+    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"  # nor for a passphrase or host key
+    return env
+
+
+def _reason(stderr: str, rc: int) -> str:
+    """git's own words for a failure: its first ``fatal:`` line (the later lines are
+    generic advice), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("fatal:"):
+            return line.removeprefix("fatal:").strip()
+    return lines[-1] if lines else f"git exited with code {rc}"
+
+
+async def _git(*args: str, deadline: float, timeout: float) -> tuple[int, str, str]:
+    """Run git (no shell, no terminal) until ``deadline`` (loop time): exit code, stdout,
+    stderr. Its whole process group is killed on timeout or cancellation."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            *args,
+            env=_git_env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its helpers (remote-https, index-pack) die with it
+        )
+    except FileNotFoundError as exc:
+        raise SourceError(f"git is not installed: {exc}") from None
+    try:
+        async with asyncio.timeout_at(deadline):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        raise SourceError(f"git timed out after {timeout:g}s") from None
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    rc = proc.returncode
+    assert rc is not None
+    return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _make_room(dest: Path) -> None:
+    if dest.exists():
+        raise SourceError(f"cannot clone into {dest}: it already exists")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+
+async def fetch_git(source: GitSource, dest: Path, *, timeout: float = 300.0) -> str:
+    """Clone ``source`` into ``dest`` (which must not exist), check out ``source.ref``,
+    and return the checked-out commit's sha.
+
+    A shallow clone of the branch or tag; a ref that is neither but looks like a commit
+    (4 to 64 hex digits) is found in a full clone. The clone happens in a temporary
+    sibling renamed into place, removed on any failure; ``.git`` is kept. SourceError
+    ("cannot clone <url>: <git's reason>", "ref 'x' not found in <url>", "git timed out
+    after Ns", "git is not installed: ...").
+    """
+    _make_room(dest)
+    deadline = asyncio.get_running_loop().time() + timeout
+    url, ref = source.url, source.ref
+    tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(4)}"
+
+    async def git(*args: str) -> tuple[int, str, str]:
+        return await _git(*args, deadline=deadline, timeout=timeout)
+
+    def not_found() -> SourceError:
+        return SourceError(f"ref {ref!r} not found in {url}")
+
+    try:
+        shallow = ["clone", "--depth", "1", "--quiet"]
+        if ref is not None:
+            shallow.append(f"--branch={ref}")
+        rc, _, err = await git(*shallow, "--", url, str(tmp))
+        if rc != 0:
+            missing_ref = "not found in upstream" in err or "Could not find remote branch" in err
+            if ref is None or not missing_ref:
+                raise SourceError(f"cannot clone {url}: {_reason(err, rc)}")
+            if not _COMMIT.fullmatch(ref):
+                raise not_found()
+            shutil.rmtree(tmp, ignore_errors=True)
+            rc, _, err = await git("clone", "--no-checkout", "--quiet", "--", url, str(tmp))
+            if rc != 0:
+                raise SourceError(f"cannot clone {url}: {_reason(err, rc)}")
+            rc, out, _ = await git(
+                "-C", str(tmp), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"
+            )
+            if rc != 0:
+                raise not_found()
+            rc, _, err = await git("-C", str(tmp), "checkout", "--quiet", out.strip())
+            if rc != 0:
+                raise SourceError(f"cannot check out {ref!r} of {url}: {_reason(err, rc)}")
+        rc, out, err = await git("-C", str(tmp), "rev-parse", "HEAD")
+        sha = out.strip()
+        if rc != 0 or not _SHA.fullmatch(sha):
+            raise SourceError(f"cannot read the commit cloned from {url}: {_reason(err, rc)}")
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return sha
