@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import os
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -89,7 +90,7 @@ class Service:
         self.version = self.settings.service_version or version or "latest"
         self.namespace = self.settings.namespace or _developer_namespace(self.settings)
         self.metadata = dict(metadata or {})
-        self.node_id = f"{self.name}-{uuid.uuid4()}"
+        self.node_id = self.settings.service_id or f"{self.name}-{uuid.uuid4()}"
         self._listen = address or self.settings.service_address
         self._server = Server(middleware=middleware)
         self._client = client
@@ -228,6 +229,8 @@ class Service:
         log.info("Starting [service] %s on %s", self.name, self.address)
         await self._register(first=True)
         self._register_task = asyncio.get_running_loop().create_task(self._keep_registered())
+        if self.settings.runtime_parent:
+            self._background.append(asyncio.get_running_loop().create_task(self._follow_parent()))
 
     async def _register(self, *, first: bool = False) -> bool:
         try:
@@ -251,6 +254,14 @@ class Service:
             await asyncio.sleep(interval if ok else retry)
             ok = await self._register()
             retry = min(retry * 2, interval)
+
+    async def _follow_parent(self) -> None:
+        """Run by the runtime: stop when the server that started this process is gone
+        (killed), rather than live on as an orphan nobody supervises."""
+        while os.getppid() == self.settings.runtime_parent:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(1.0)
+        log.warning("the micro server that ran %s is gone: stopping", self.name)
+        self.shutdown()
 
     async def stop(self, grace: float = 10.0) -> None:
         """Deregister, drain in-flight calls for up to ``grace`` seconds, close."""

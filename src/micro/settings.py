@@ -30,6 +30,15 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _pid(environ: Mapping[str, str], key: str) -> int | None:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{key}={raw!r} is not a process id")
+    return int(raw)
+
+
 def home(environ: Mapping[str, str] | None = None) -> Path:
     """``MICRO_HOME`` (default ``~/.micro``), created with mode 0700."""
     env = os.environ if environ is None else environ
@@ -57,6 +66,12 @@ class Settings:
     service_version: str | None = None
     service_address: str = "127.0.0.1:0"
     service_advertise: str | None = None
+    service_id: str | None = None
+    """``MICRO_SERVICE_ID``: the registry node id (the runtime sets it, to know when
+    that very process has registered)."""
+    runtime_parent: int | None = None
+    """``MICRO_RUNTIME_PARENT``: the pid of the server that runs this service; the
+    service stops if that server goes away."""
     register_ttl: float = 90.0
     register_interval: float = 30.0
     registry: str | None = None
@@ -124,6 +139,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         service_version=get("MICRO_SERVICE_VERSION"),
         service_address=get("MICRO_SERVICE_ADDRESS") or "127.0.0.1:0",
         service_advertise=get("MICRO_SERVICE_ADVERTISE"),
+        service_id=get("MICRO_SERVICE_ID"),
+        runtime_parent=_pid(env, "MICRO_RUNTIME_PARENT"),
         register_ttl=_float(env, "MICRO_REGISTER_TTL", 90.0),
         register_interval=_float(env, "MICRO_REGISTER_INTERVAL", 30.0),
         registry=get("MICRO_REGISTRY"),

@@ -77,6 +77,7 @@ class MicroServer:
         self.address = _advertised(bound)
         await self.forwarder.start()
         await self.gate.start(self.settings, [self.settings.proxy_address])
+        await self.backends["runtime"].attach(self.address)
         for name, eps in hosted.items():
             await self.registry.register(
                 Service(
@@ -97,7 +98,11 @@ class MicroServer:
         (folder / "server.json").write_text(json.dumps(state))
 
     async def stop(self) -> None:
-        """Stop forwarding and serving; in-flight calls get a short grace period."""
+        """Stop the services the runtime runs (while they can still deregister), then
+        forwarding and serving; in-flight calls get a short grace period."""
+        runtime = self.backends.get("runtime")
+        if runtime is not None:
+            await runtime.close()
         if self.forwarder is not None:
             await self.forwarder.stop()
         if self.gate is not None:
@@ -154,6 +159,8 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
     the block is ``auth``, else by a door fed by the platform's ``auth`` service (reached
     through ``MICRO_PROXY`` as this process's account).
     """
+    if block in BLOCKS and not BLOCKS[block].alone:
+        raise ValueError(f"the {block} block runs only inside micro server")
     backends = build([block], settings)
     rpc = Server(ssl=server_ssl(settings))
     _host(rpc, [block], backends)

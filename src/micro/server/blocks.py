@@ -25,6 +25,9 @@ class Block:
     backend: Callable[[Settings, dict[str, Any]], Any]
     handlers: Callable[[Any], list[object]]
     requires: tuple[str, ...] = ()
+    alone: bool = True
+    """False for a block that only runs inside ``micro server`` (it uses the blocks it
+    requires in-process, not through the proxy)."""
 
 
 def _plugin(block: str) -> Callable[[Settings, dict[str, Any]], Any]:
@@ -87,6 +90,18 @@ def _events_handlers(backend: Any) -> list[object]:
     return [Stream(backend), Store(backend)]
 
 
+def _runtime(settings: Settings, built: dict[str, Any]) -> Any:
+    from micro.runtime.local import LocalRuntime
+
+    return LocalRuntime.build(settings, built["store"], built["auth"], built["registry"])
+
+
+def _runtime_handlers(backend: Any) -> list[object]:
+    from micro.runtime.handler import Runtime, Source
+
+    return [Runtime(backend), Source(backend)]
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
@@ -94,6 +109,13 @@ BLOCKS: dict[str, Block] = {
     "auth": Block("auth", _auth, _auth_handlers, requires=("store",)),
     "broker": Block("broker", _plugin("broker"), _broker_handlers),
     "events": Block("events", _plugin("events"), _events_handlers),
+    "runtime": Block(
+        "runtime",
+        _runtime,
+        _runtime_handlers,
+        requires=("store", "auth", "registry"),
+        alone=False,
+    ),
 }
 """Every block, in the order they are built."""
 

@@ -29,9 +29,10 @@ from micro.store.proto import (
 __all__ = ["Store"]
 
 
-RESERVED: Final = frozenset({("micro", "auth"), ("micro", "config")})
-"""Tables the platform keeps its own state in (accounts, config trees): reached by those
-blocks in-process, never through the store service, whoever asks."""
+RESERVED: Final = frozenset({("micro", "auth"), ("micro", "config"), ("micro", "runtime")})
+"""Tables the platform keeps its own state in (accounts, config trees, the services the
+runtime runs): reached by those blocks in-process, never through the store service,
+whoever asks."""
 
 
 def _where(database: str, table: str) -> tuple[str, str]:

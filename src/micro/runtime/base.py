@@ -1,0 +1,118 @@
+"""The runtime interface: services run from source, by name and version, per namespace.
+
+A service moves through these statuses, each a fact and never a guess (Micro's ``status``
+said "running" for a process that had not started serving, reference §9):
+
+``pending``    created, waiting for a build slot
+``building``   fetching the source, building its virtualenv
+``starting``   its processes are started, not all of them registered yet
+``running``    every instance is registered (answers calls)
+``stopping``   being stopped (SIGTERM, then SIGKILL after the grace period)
+``stopped``    stopped on purpose
+``error``      could not build or keep running; ``metadata["error"]`` says why
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from typing import ClassVar, Final, Literal
+
+import msgspec
+
+from micro.watch import Subscription
+
+__all__ = [
+    "STATUSES",
+    "LogRecord",
+    "LogStream",
+    "Runtime",
+    "Service",
+    "Status",
+]
+
+Status = Literal["pending", "building", "starting", "running", "stopping", "stopped", "error"]
+STATUSES: Final = ("pending", "building", "starting", "running", "stopping", "stopped", "error")
+
+
+class Service(msgspec.Struct, omit_defaults=True):
+    """A service as the runtime knows it.
+
+    ``source`` is where its code comes from: ``source://<name>:<version>`` for an
+    uploaded folder, else a git URL (the ref is the version). ``metadata`` carries
+    ``owner``, ``group``, ``started`` (RFC 3339), ``source`` (what the user typed),
+    ``build`` (the venv's key), ``entrypoint``, and ``error`` when the status is error.
+    """
+
+    name: str
+    version: str = "latest"
+    source: str = ""
+    metadata: dict[str, str] = {}
+    status: str = ""
+    instances: int = 1
+    env: dict[str, str] = {}
+    """Extra environment variables for its processes (``micro run --env_vars``)."""
+
+
+class LogRecord(msgspec.Struct, omit_defaults=True):
+    """One line a service (or its build) printed."""
+
+    timestamp: float
+    message: str
+    metadata: dict[str, str] = {}
+    """``instance`` (0, 1, ... or ``build``) and ``version``."""
+
+
+class LogStream(Subscription[LogRecord]):
+    """Log records: the last ``count`` lines, then (when following) new ones as printed."""
+
+
+class Runtime(ABC):
+    """Creates, lists, updates and deletes services; streams their logs."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def create(
+        self, service: Service, *, force: bool = False, namespace: str = "micro"
+    ) -> Service:
+        """Start running ``service`` (its build goes on in the background: poll
+        :meth:`read` for the status). Conflict when it already runs, unless ``force``,
+        which replaces it."""
+
+    @abstractmethod
+    async def read(
+        self, *, name: str = "", version: str = "", namespace: str = "micro"
+    ) -> builtins.list[Service]:
+        """The services of ``namespace`` (all, or those named), sorted by name and version."""
+
+    @abstractmethod
+    async def update(self, service: Service, *, namespace: str = "micro") -> Service:
+        """Rebuild from ``service.source`` (or the current source when empty) and restart
+        with the new environment and instance count. Not found when it is not running."""
+
+    @abstractmethod
+    async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
+        """Stop the service (every version when ``version`` is empty) and forget it.
+        Not found when there is no such service."""
+
+    @abstractmethod
+    def logs(
+        self,
+        name: str,
+        *,
+        version: str = "",
+        count: int = 15,
+        follow: bool = False,
+        namespace: str = "micro",
+    ) -> LogStream:
+        """Its last ``count`` log lines, then new ones while ``follow``. Not found (on the
+        first :meth:`LogStream.next`) when there is no such service."""
+
+    @abstractmethod
+    async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
+        """Keep an archive of a service's folder (made by :func:`micro.runtime.source.pack`)
+        and return its source id, ``source://<name>:<version>``."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the runtime holds."""

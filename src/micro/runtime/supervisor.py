@@ -1,0 +1,401 @@
+"""One service's life on the local runtime: fetch, build, start its instances, watch them
+register, restart a crashed one with backoff, stop them all.
+
+An instance that dies before it ever registered fails the service at once, with its exit
+code and last lines: a service that cannot start will not start on a second try either,
+and retrying it would only hammer the machine. One that crashes after serving is
+restarted after 1, 2, 4, ... seconds (at most 30), up to ``restart_limit`` times in a row;
+a run longer than a minute resets the count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote
+
+from micro import errors
+from micro.registry.base import Node, Registry
+from micro.registry.base import Service as RegistryService
+from micro.runtime.base import LogRecord, Service
+from micro.runtime.build import BuildError, Entrypoint, ensure_venv, find_entrypoint
+from micro.runtime.logs import LogFile, LogHub
+from micro.runtime.process import Instance, Launch, describe_exit
+from micro.runtime.source import SourceError, fetch_git, parse_git, unpack
+
+__all__ = ["Layout", "Platform", "Supervisor"]
+
+log = logging.getLogger("micro.runtime")
+
+_STABLE: Final = 60.0
+"""A run this long resets an instance's count of restarts in a row."""
+
+_MAX_BACKOFF: Final = 30.0
+
+_PASSED_THROUGH: Final = (
+    "MICRO_LOG_LEVEL",
+    "MICRO_LOG_FORMAT",
+    "MICRO_REGISTER_TTL",
+    "MICRO_REGISTER_INTERVAL",
+)
+"""The server's own ``MICRO_*`` variables a service inherits; the rest (its stores'
+addresses, the admin password) are the server's business only."""
+
+_REGISTERED_POLL: Final = 0.05
+
+
+def _part(text: str) -> str:
+    """A name or version as one safe path element (versions may hold ``/``)."""
+    return quote(text, safe="") or "_"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a runtime keeps things, under one folder."""
+
+    root: Path
+
+    def archive(self, namespace: str, name: str, version: str) -> Path:
+        """An uploaded folder's archive."""
+        return self.root / "sources" / _part(namespace) / _part(name) / f"{_part(version)}.tar.gz"
+
+    def work(self, namespace: str, name: str, version: str) -> Path:
+        """The unpacked or cloned source a service runs in."""
+        return self.root / "work" / _part(namespace) / _part(name) / _part(version)
+
+    def logs(self, namespace: str, name: str, version: str) -> Path:
+        """The folder of a service's log files."""
+        return self.root / "logs" / _part(namespace) / _part(name) / _part(version)
+
+    def pids(self, namespace: str, name: str, version: str) -> Path:
+        """The folder of a service's pid files."""
+        return self.root / "pids" / _part(namespace) / _part(name) / _part(version)
+
+    def home(self, namespace: str, name: str) -> Path:
+        """A service's own ``MICRO_HOME`` (never the server's: keys and tokens live there)."""
+        return self.root / "homes" / _part(namespace) / _part(name)
+
+    @property
+    def venvs(self) -> Path:
+        """Virtualenvs, one per set of dependencies."""
+        return self.root / "venvs"
+
+
+@dataclass
+class Platform:
+    """What every supervisor shares: where things go, the registry, the proxy address."""
+
+    layout: Layout
+    registry: Registry
+    builds: asyncio.Semaphore
+    proxy: str = ""
+    grace: float = 10.0
+    restart_limit: int = 5
+
+
+class _Slot:
+    """One instance slot (0, 1, ...): the process currently filling it."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.node_id = ""
+        self.registered = False
+        self.instance: Instance | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
+class Supervisor:
+    """Brings one service (name and version in a namespace) up and keeps it up."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        namespace: str,
+        service: Service,
+        *,
+        credentials: tuple[str, str],
+        hub: LogHub,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.platform = platform
+        self.namespace = namespace
+        self.service = service
+        self.state = "pending"
+        self.error = ""
+        self.progress = ""
+        self.build = ""
+        self._credentials = credentials
+        self._hub = hub
+        self._slots: list[_Slot] = []
+        self._task: asyncio.Task[None] | None = None
+        self._cleanup: asyncio.Task[None] | None = None
+        self._stopping = False
+        logs = platform.layout.logs(namespace, service.name, service.version)
+        self._build_log = LogFile(logs / "build.log")
+        self._logs = logs
+        self._on_change = on_change
+
+    # -- what the runtime shows ---------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """The live status (see :mod:`micro.runtime.base`)."""
+        if self.state != "started":
+            return self.state
+        if self._slots and all(s.registered for s in self._slots):
+            return "running"
+        return "starting"
+
+    def describe(self) -> Service:
+        """The service with its live status and metadata."""
+        metadata = dict(self.service.metadata)
+        if self.build:
+            metadata["build"] = self.build
+        if self.error:
+            metadata["error"] = self.error
+        if self.progress and self.state in ("pending", "building"):
+            metadata["progress"] = self.progress
+        return Service(
+            name=self.service.name,
+            version=self.service.version,
+            source=self.service.source,
+            metadata=metadata,
+            status=self.status,
+            instances=self.service.instances,
+            env=self.service.env,
+        )
+
+    def log_files(self) -> list[Path]:
+        """The build log and every instance's log."""
+        return [self._logs / "build.log"] + [
+            self._logs / f"{i}.log" for i in range(self.service.instances)
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fetch, build and start, in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async with self.platform.builds:
+                self._set("building")
+                work = await self._fetch()
+                built = await ensure_venv(work, self.platform.layout.venvs, log=self._build_line)
+                self.build = built.key
+                entry = find_entrypoint(work, name=self.service.name)
+            self._note(f"starting {self.service.instances} instance(s): {entry.description}")
+            self.service.metadata["entrypoint"] = entry.description
+            self._slots = [_Slot(i) for i in range(self.service.instances)]
+            self._set("started")
+            launch = self._launch(work, built.python, entry)
+            for slot in self._slots:
+                slot.task = asyncio.get_running_loop().create_task(self._keep(slot, launch))
+            await self._watch_registrations()
+        except (SourceError, BuildError) as exc:
+            self._fail(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must show as an error status, not vanish
+            log.exception("runtime: %s failed", self.service.name)
+            self._fail(f"internal error: {exc}")
+
+    async def _fetch(self) -> Path:
+        """The service's source on disk: unpacked from its upload, or cloned from git."""
+        layout = self.platform.layout
+        svc = self.service
+        work = layout.work(self.namespace, svc.name, svc.version)
+        fresh = work.with_name(f".{work.name}.new-{uuid.uuid4().hex[:8]}")
+        fresh.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if svc.source.startswith("source://"):
+                self._note(f"unpacking {svc.source}")
+                archive = layout.archive(self.namespace, svc.name, svc.version)
+                try:
+                    data = await asyncio.to_thread(archive.read_bytes)
+                except FileNotFoundError:
+                    raise SourceError(f"no uploaded source for {svc.source}") from None
+                await asyncio.to_thread(unpack, data, fresh)
+            else:
+                git = parse_git(svc.source)
+                if git is None:
+                    raise SourceError(f"unknown source {svc.source!r}")
+                self._note(f"cloning {svc.source}")
+                commit = await fetch_git(git, fresh)
+                self.service.metadata["commit"] = commit
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, fresh, True)
+            raise
+        old = work.with_name(f".{work.name}.old-{uuid.uuid4().hex[:8]}")
+        if work.exists():
+            work.rename(old)
+        fresh.rename(work)
+        await asyncio.to_thread(shutil.rmtree, old, True)
+        return work
+
+    def _launch(self, work: Path, python: Path, entry: Entrypoint) -> Launch:
+        svc = self.service
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+        env.update({k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ})
+        env.update(svc.env)
+        env.update(entry.env)
+        home = self.platform.layout.home(self.namespace, svc.name)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        account, secret = self._credentials
+        venv_bin = python.parent
+        env.update(
+            {
+                "MICRO_PROXY": self.platform.proxy,
+                "MICRO_SERVICE_NAME": svc.name,
+                "MICRO_SERVICE_VERSION": svc.version,
+                "MICRO_NAMESPACE": self.namespace,
+                "MICRO_AUTH_ID": account,
+                "MICRO_AUTH_SECRET": secret,
+                "MICRO_HOME": str(home),
+                "MICRO_RUNTIME_PARENT": str(os.getpid()),
+                "PYTHONUNBUFFERED": "1",
+                "VIRTUAL_ENV": str(venv_bin.parent),
+                "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', os.defpath)}",
+            }
+        )
+        return Launch(python=python, argv=entry.argv, cwd=work, env=env)
+
+    async def _keep(self, slot: _Slot, launch: Launch) -> None:
+        """Keep one slot filled: start, wait, and restart with backoff."""
+        loop = asyncio.get_running_loop()
+        svc = self.service
+        restarts = 0
+        ever_registered = False
+        logfile = LogFile(self._logs / f"{slot.index}.log")
+        label = str(slot.index)
+
+        def sink(record: LogRecord) -> None:
+            record.metadata["version"] = svc.version
+            logfile.write(record)
+            self._hub.publish(record)
+
+        pids = self.platform.layout.pids(self.namespace, svc.name, svc.version)
+        try:
+            while True:
+                slot.node_id = f"{svc.name}-{uuid.uuid4()}"
+                slot.registered = False
+                env = dict(launch.env, MICRO_SERVICE_ID=slot.node_id)
+                instance = Instance(label, pids / f"{slot.index}.pid", sink)
+                slot.instance = instance
+                began = loop.time()
+                await instance.start(Launch(launch.python, launch.argv, launch.cwd, env))
+                code = await instance.wait()
+                ever_registered = ever_registered or slot.registered
+                slot.registered = False
+                await self._deregister(slot.node_id)
+                if self._stopping:
+                    return
+                how = describe_exit(code)
+                last = "\n".join(instance.last_lines)
+                if not ever_registered:
+                    self._fail(f"instance {label} {how} before it was running" + _tail(last))
+                    return
+                if loop.time() - began > _STABLE:
+                    restarts = 0
+                restarts += 1
+                if restarts > self.platform.restart_limit:
+                    self._fail(f"instance {label} {how} {restarts} times in a row" + _tail(last))
+                    return
+                delay = min(2.0 ** (restarts - 1), _MAX_BACKOFF)
+                self._note(f"instance {label} {how}; restarting in {delay:.0f}s")
+                self._on_change()
+                await asyncio.sleep(delay)
+        finally:
+            logfile.close()
+
+    async def _watch_registrations(self) -> None:
+        """Mark instances registered as their nodes appear (the only honest "running")."""
+        svc = self.service
+        while not self._stopping and self.state == "started":
+            pending = [s for s in self._slots if not s.registered and s.node_id]
+            if pending:
+                try:
+                    records = await self.platform.registry.get_service(
+                        svc.name, domain=self.namespace
+                    )
+                except errors.NotFound:
+                    records = []
+                nodes = {n.id for r in records if r.version == svc.version for n in r.nodes}
+                for slot in pending:
+                    if slot.node_id in nodes:
+                        slot.registered = True
+                        self._on_change()
+            await asyncio.sleep(_REGISTERED_POLL)
+
+    async def _deregister(self, node_id: str) -> None:
+        """Drop a dead process's node at once, rather than after its TTL."""
+        record = RegistryService(
+            name=self.service.name,
+            version=self.service.version,
+            nodes=[Node(id=node_id, address="")],
+        )
+        with contextlib.suppress(errors.MicroError):
+            await self.platform.registry.deregister(record, domain=self.namespace)
+
+    async def stop(self) -> None:
+        """Stop every instance (SIGTERM, SIGKILL after the grace period) and the build."""
+        self._stopping = True
+        was_error = self.state == "error"
+        self._set("stopping")
+        await self._stop_instances()
+        tasks = [t for t in [self._task, *(s.task for s in self._slots)] if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._build_log.close()
+        self._set("error" if was_error else "stopped")
+
+    # -- state --------------------------------------------------------------------------
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        self._on_change()
+
+    def _note(self, line: str) -> None:
+        """A line of the runtime's own about this service, in its build log."""
+        self.progress = line
+        record = LogRecord(
+            time.time(), line, {"instance": "build", "version": self.service.version}
+        )
+        self._build_log.write(record)
+        self._hub.publish(record)
+
+    def _build_line(self, line: str) -> None:
+        self._note(line)
+
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        self._note(f"error: {reason}")
+        self._set("error")
+        if not self._stopping:
+            # the other instances go too: a service in error does not half-run
+            self._cleanup = asyncio.get_running_loop().create_task(self._stop_instances())
+
+    async def _stop_instances(self) -> None:
+        self._stopping = True
+        await asyncio.gather(
+            *(
+                slot.instance.stop(self.platform.grace)
+                for slot in self._slots
+                if slot.instance is not None
+            )
+        )
+
+
+def _tail(lines: str) -> str:
+    return f"; its last lines:\n{lines}" if lines else ""
