@@ -17,7 +17,6 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -124,7 +123,6 @@ class Supervisor:
         *,
         credentials: tuple[str, str],
         hub: LogHub,
-        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.platform = platform
         self.namespace = namespace
@@ -138,11 +136,12 @@ class Supervisor:
         self._slots: list[_Slot] = []
         self._task: asyncio.Task[None] | None = None
         self._cleanup: asyncio.Task[None] | None = None
+        self._launched = asyncio.Event()
+        """Set when an instance's process starts: the registration watch wakes up."""
         self._stopping = False
         logs = platform.layout.logs(namespace, service.name, service.version)
         self._build_log = LogFile(logs / "build.log")
         self._logs = logs
-        self._on_change = on_change
 
     # -- what the runtime shows ---------------------------------------------------------
 
@@ -294,6 +293,7 @@ class Supervisor:
                 slot.instance = instance
                 began = loop.time()
                 await instance.start(Launch(launch.python, launch.argv, launch.cwd, env))
+                self._launched.set()
                 code = await instance.wait()
                 ever_registered = ever_registered or slot.registered
                 slot.registered = False
@@ -313,7 +313,6 @@ class Supervisor:
                     return
                 delay = min(2.0 ** (restarts - 1), _MAX_BACKOFF)
                 self._note(f"instance {label} {how}; restarting in {delay:.0f}s")
-                self._on_change()
                 await asyncio.sleep(delay)
         finally:
             logfile.close()
@@ -323,19 +322,20 @@ class Supervisor:
         svc = self.service
         while not self._stopping and self.state == "started":
             pending = [s for s in self._slots if not s.registered and s.node_id]
-            if pending:
-                try:
-                    records = await self.platform.registry.get_service(
-                        svc.name, domain=self.namespace
-                    )
-                except errors.NotFound:
-                    records = []
-                nodes = {n.id for r in records if r.version == svc.version for n in r.nodes}
-                for slot in pending:
-                    if slot.node_id in nodes:
-                        slot.registered = True
-                        self._on_change()
-            await asyncio.sleep(_REGISTERED_POLL)
+            if not pending:
+                # every instance is registered: sleep until one is started again
+                self._launched.clear()
+                await self._launched.wait()
+                continue
+            try:
+                records = await self.platform.registry.get_service(svc.name, domain=self.namespace)
+            except errors.NotFound:
+                records = []
+            nodes = {n.id for r in records if r.version == svc.version for n in r.nodes}
+            for slot in pending:
+                if slot.node_id in nodes:
+                    slot.registered = True
+                await asyncio.sleep(_REGISTERED_POLL)
 
     async def _deregister(self, node_id: str) -> None:
         """Drop a dead process's node at once, rather than after its TTL."""
@@ -364,7 +364,6 @@ class Supervisor:
 
     def _set(self, state: str) -> None:
         self.state = state
-        self._on_change()
 
     def _note(self, line: str) -> None:
         """A line of the runtime's own about this service, in its build log."""
