@@ -416,3 +416,19 @@ def test_watch_restarts_on_change(micro_server: MicroServerProcess, tmp_path: Pa
         watcher.wait(timeout=15)
     # the service outlives the watch
     assert status_of(micro_server, "probe")["status"] == "running"
+
+
+def test_only_admins_run_and_anyone_of_the_namespace_reads(
+    micro_server: MicroServerProcess, tmp_path: Path
+) -> None:
+    ok(micro_server.micro("auth", "create", "account", "bob", "--secret", "bobpw"))
+    ok(micro_server.micro("login", "--username", "bob", "--password", "bobpw"))
+    assert "Admin access required" in failed(micro_server.micro("run", str(HELLOWORLD.parent)), 127)
+    assert ok(micro_server.micro("status")) == ""
+    ok(micro_server.micro("logout"))
+    assert "Not authorized" in failed(micro_server.micro("status"), 2)
+
+
+def test_the_runtime_does_not_run_alone(micro_server: MicroServerProcess) -> None:
+    out = failed(micro_server.micro("service", "runtime"), 1)
+    assert out == "The runtime block runs only inside micro server"
