@@ -30,6 +30,12 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _origins(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ("*",)
+    return tuple(o.strip() for o in raw.split(",") if o.strip())
+
+
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
     raw = environ.get(key, "").strip()
     if not raw:
@@ -60,6 +66,13 @@ class Settings:
     api_address: str = "127.0.0.1:8080"
     proxy_address: str = "127.0.0.1:8081"
     web_address: str = "127.0.0.1:8082"
+    grpc_address: str = "127.0.0.1:8083"
+    """``MICRO_GRPC_ADDRESS``: the gRPC edge (``off`` to not start it)."""
+    api_max_body: int = 100 * 1024 * 1024
+    """``MICRO_API_MAX_BODY``: the largest request body the gateway takes (bytes); 413 above."""
+    api_cors_origins: tuple[str, ...] = ("*",)
+    """``MICRO_API_CORS_ORIGINS``: comma-separated origins the gateway allows (``*``: any;
+    empty: CORS off)."""
     log_level: str = "info"
     log_format: str = "text"
     service_name: str | None = None
@@ -133,6 +146,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         api_address=get("MICRO_API_ADDRESS") or "127.0.0.1:8080",
         proxy_address=get("MICRO_PROXY_ADDRESS") or "127.0.0.1:8081",
         web_address=get("MICRO_WEB_ADDRESS") or "127.0.0.1:8082",
+        grpc_address=get("MICRO_GRPC_ADDRESS") or "127.0.0.1:8083",
+        api_max_body=int(_float(env, "MICRO_API_MAX_BODY", 100 * 1024 * 1024)),
+        api_cors_origins=_origins(env.get("MICRO_API_CORS_ORIGINS")),
         log_level=(get("MICRO_LOG_LEVEL") or "info").lower(),
         log_format=(get("MICRO_LOG_FORMAT") or "text").lower(),
         service_name=get("MICRO_SERVICE_NAME"),

@@ -61,6 +61,13 @@ class MicroServerProcess:
     process: subprocess.Popen[str]
     base_env: dict[str, str]
     services: list[subprocess.Popen[str]] = field(default_factory=list)
+    edges: dict[str, str] = field(default_factory=dict)
+    """Where the server's edges listen: ``api`` (HTTP gateway), ``grpc``."""
+
+    @property
+    def api(self) -> str:
+        """The HTTP gateway's base URL, ``http://host:port``."""
+        return f"http://{self.edges['api']}"
 
     @property
     def admin_password(self) -> str:
@@ -156,6 +163,7 @@ def start_server(
         MICRO_PROXY_ADDRESS="127.0.0.1:0",
         MICRO_API_ADDRESS="127.0.0.1:0",
         MICRO_WEB_ADDRESS="127.0.0.1:0",
+        MICRO_GRPC_ADDRESS="127.0.0.1:0",
         MICRO_REGISTER_TTL="3",
         MICRO_REGISTER_INTERVAL="0.5",
         MICRO_ADMIN_PASSWORD=_admin_password(home),
@@ -173,8 +181,11 @@ def start_server(
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
     line = _wait_line(lines, _READY, timeout, "micro server", proc)
-    proxy = line[line.index(_READY) + len(_READY) :].strip()
-    server = MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base)
+    # "micro server ready: proxy <address> [<edge> <address> ...]"
+    words = line[line.index(_READY) + len(_READY) :].split()
+    proxy = words[0]
+    edges = dict(zip(words[1::2], words[2::2], strict=False))
+    server = MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base, edges=edges)
     if login:
         done = server.micro("login", "--username", "admin", "--password", server.admin_password)
         if done.returncode != 0:

@@ -25,6 +25,8 @@ from micro.rpc.client import Client
 from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
 from micro.server.blocks import BLOCKS, build
+from micro.server.edges import EDGES, Edge
+from micro.server.edges import create as create_edge
 from micro.server.gate import Gate
 from micro.server.proxy import Forwarder
 from micro.service import describe_endpoints
@@ -57,6 +59,9 @@ class MicroServer:
         self.forwarder: Forwarder | None = None
         self.gate: Gate | None = None
         self.address = ""
+        self.edges: dict[str, Edge] = {}
+        self.edge_addresses: dict[str, str] = {}
+        """Where each edge listens (``api``, ``grpc``), after :meth:`start`."""
 
     @property
     def registry(self) -> Registry:
@@ -77,6 +82,11 @@ class MicroServer:
         self.address = _advertised(bound)
         await self.forwarder.start()
         await self.gate.start(self.settings, [self.settings.proxy_address])
+        for name in EDGES:
+            edge = create_edge(name, self.settings, self.forwarder, self.registry)
+            if edge is not None:
+                self.edge_addresses[name] = await edge.start()
+                self.edges[name] = edge
         await self.backends["runtime"].attach(self.address)
         for name, eps in hosted.items():
             await self.registry.register(
@@ -103,6 +113,8 @@ class MicroServer:
         runtime = self.backends.get("runtime")
         if runtime is not None:
             await runtime.close()
+        for edge in self.edges.values():
+            await edge.stop()
         if self.forwarder is not None:
             await self.forwarder.stop()
         if self.gate is not None:
@@ -147,9 +159,12 @@ async def _serve_until_signal(
 async def run_server(settings: Settings) -> None:
     """Run ``micro server`` until SIGTERM or SIGINT."""
     server = MicroServer(settings)
-    await _serve_until_signal(
-        server.start, server.stop, lambda: f"micro server ready: proxy {server.address}"
-    )
+
+    def ready() -> str:
+        edges = "".join(f" {name} {address}" for name, address in server.edge_addresses.items())
+        return f"micro server ready: proxy {server.address}{edges}"
+
+    await _serve_until_signal(server.start, server.stop, ready)
 
 
 async def serve_block(block: str, settings: Settings, address: str) -> None:

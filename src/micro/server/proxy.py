@@ -110,6 +110,24 @@ class Forwarder:
                 if len(tried) > self._retries:
                     raise
 
+    # -- the Upstream interface (what the gateway and the gRPC edge call) ------------------
+
+    async def unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
+        """Admit the call, then make it on a node of its service; the response body."""
+        if self._door is not None:
+            await self._door.admit(header.metadata, header.service, header.endpoint)
+        upstream = await self._upstream(header)
+        timeout = header.timeout / 1000 if header.timeout > 0 else None
+        return await upstream.unary(header, body, timeout)
+
+    async def open_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
+        """Admit the call, then open it on a node of its service (``first``: the request of
+        a server stream; ``None`` when the caller sends messages)."""
+        if self._door is not None:
+            await self._door.admit(header.metadata, header.service, header.endpoint)
+        upstream = await self._upstream(header)
+        return upstream.open_stream(header, first)
+
     async def _forward_unary(
         self,
         conn: Connection,
@@ -119,11 +137,7 @@ class Forwarder:
         body: bytes,
     ) -> None:
         try:
-            if self._door is not None:
-                await self._door.admit(header.metadata, header.service, header.endpoint)
-            upstream = await self._upstream(header)
-            timeout = header.timeout / 1000 if header.timeout > 0 else None
-            data = await upstream.unary(header, body, timeout)
+            data = await self.unary(header, body)
             conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))
         except errors.MicroError as exc:
             conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, exc.to_json()))
@@ -138,11 +152,8 @@ class Forwarder:
         up: Stream | None = None
         pump: asyncio.Task[None] | None = None
         try:
-            if self._door is not None:
-                await self._door.admit(header.metadata, header.service, header.endpoint)
-            upstream = await self._upstream(header)
             first = None if flags & frames.NO_BODY else body
-            up = upstream.open_stream(header, first)
+            up = await self.open_stream(header, first)
             if first is None:
                 pump = asyncio.get_running_loop().create_task(_pump(down, up))
             await _pump(up, down)

@@ -1,0 +1,55 @@
+"""The server's edges: listeners for callers that do not speak the native wire.
+
+``api`` is the HTTP/JSON gateway (``MICRO_API_ADDRESS``), ``grpc`` the gRPC edge
+(``MICRO_GRPC_ADDRESS``). Each takes calls in and hands them to the proxy's forwarder
+in-process (an :class:`~micro.rpc.upstream.Upstream`), so they pass the same door and
+reach the same nodes as native calls. An edge whose address is ``off``, or whose optional
+packages are missing, is not started.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Protocol
+
+from micro.registry.base import Registry
+from micro.rpc.upstream import Upstream
+from micro.settings import Settings
+
+__all__ = ["EDGES", "Edge", "EdgeFactory", "create"]
+
+
+class Edge(Protocol):
+    """A listener of the server's."""
+
+    async def start(self) -> str:
+        """Listen; the address callers reach it at."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop listening; in-flight requests get a short grace period."""
+        ...
+
+
+EdgeFactory = Callable[[Settings, Upstream, Registry], Edge | None]
+"""Makes an edge from the settings (``None``: not wanted or not installed)."""
+
+EDGES: dict[str, str] = {
+    "api": "micro.api.edge:create",
+    "grpc": "micro.server.grpc_edge:create",
+}
+"""Edge name -> its factory, imported only when the server starts."""
+
+
+def create(name: str, settings: Settings, upstream: Upstream, registry: Registry) -> Edge | None:
+    """The edge ``name`` (``None`` when it is off or its module is not there yet)."""
+    module_name, _, attr = EDGES[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name + ".").startswith(exc.name + "."):
+            return None  # the edge itself is not there (not a dependency of it)
+        raise
+    factory: EdgeFactory = getattr(module, attr)
+    return factory(settings, upstream, registry)
