@@ -48,7 +48,10 @@ def offset_of(sequence: int, at: float) -> Offset | None:
     if sequence:
         return sequence
     if at:
-        return datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+        try:
+            return datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            raise errors.BadRequest("events", f"offset time {at} is out of range") from None
     return None
 
 

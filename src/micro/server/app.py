@@ -174,6 +174,9 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
     the block is ``auth``, else by a door fed by the platform's ``auth`` service (reached
     through ``MICRO_PROXY`` as this process's account).
     """
+    if block in EDGES:
+        await serve_edge(block, settings, address)
+        return
     if block in BLOCKS and not BLOCKS[block].alone:
         raise ValueError(f"the {block} block runs only inside micro server")
     backends = build([block], settings)
@@ -209,3 +212,38 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
             await client.close()
 
     await _serve_until_signal(start, stop, lambda: f"micro service {block} ready: {bound[0]}")
+
+
+async def serve_edge(name: str, settings: Settings, address: str) -> None:
+    """Run an edge alone (``micro service api``): calls go through the platform's proxy
+    (``MICRO_PROXY``), which admits them; routes come from its registry."""
+    from dataclasses import replace
+
+    from micro.envs import resolve_proxy
+    from micro.registry.client import RPCRegistry
+    from micro.rpc.upstream import ProxyUpstream
+
+    _, proxy = resolve_proxy(settings)
+    if not proxy:
+        raise ValueError("no proxy to send calls to: set MICRO_PROXY")
+    client = new_client(settings, via_proxy=True)
+    upstream = ProxyUpstream(proxy)
+    wanted = (
+        replace(settings, api_address=address)
+        if name == "api"
+        else replace(settings, grpc_address=address)
+    )
+    edge = create_edge(name, wanted, upstream, RPCRegistry(client))
+    if edge is None:
+        raise ValueError(f"the {name} edge is off or not installed")
+    bound: list[str] = []
+
+    async def start() -> None:
+        bound.append(await edge.start())
+
+    async def stop() -> None:
+        await edge.stop()
+        await upstream.close()
+        await client.close()
+
+    await _serve_until_signal(start, stop, lambda: f"micro service {name} ready: {bound[0]}")

@@ -43,13 +43,7 @@ EDGES: dict[str, str] = {
 
 
 def create(name: str, settings: Settings, upstream: Upstream, registry: Registry) -> Edge | None:
-    """The edge ``name`` (``None`` when it is off or its module is not there yet)."""
+    """The edge ``name`` (``None`` when it is off or its optional packages are missing)."""
     module_name, _, attr = EDGES[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module_name + ".").startswith(exc.name + "."):
-            return None  # the edge itself is not there (not a dependency of it)
-        raise
-    factory: EdgeFactory = getattr(module, attr)
+    factory: EdgeFactory = getattr(importlib.import_module(module_name), attr)
     return factory(settings, upstream, registry)

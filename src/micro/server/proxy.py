@@ -102,6 +102,9 @@ class Forwarder:
         tried: list[str] = []
         while True:
             address = await self._selector.select(header.service, namespace, exclude=tried)
+            conn = self._pool.get_nowait(address)
+            if conn is not None:
+                return conn
             try:
                 return await self._pool.get(address)
             except errors.ConnectionError:

@@ -1,0 +1,215 @@
+"""The HTTP gateway against a bare ASGI JSON echo on the same uvicorn set-up, with wrk.
+
+    .venv/bin/python bench/gateway/run.py [--runs 3] [--seconds 10] [--connections 64]
+
+Targets (issue "API gateway, gRPC edge, dynamic CLI commands and the network"):
+
+* ``POST /helloworld/call`` through the gateway to the helloworld service: >= 0.5x the
+  requests/s of the bare echo (``bench/gateway/asgi_echo.py``: the same answer computed
+  in the ASGI app itself), p50/p99 at 64 connections. Runs are interleaved.
+* throughput with 1 and with 1,000 registered services within 10% of each other (the
+  route cache makes the registry's size irrelevant to a request).
+
+wrk (Debian's ``wrk``) is the load generator; it is installed with apt-get when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench._harness import print_table, write_results
+
+ROOT = Path(__file__).resolve().parents[2]
+READY = "micro server ready: proxy "
+LUA = 'wrk.method = "POST"\nwrk.body = \'{"name":"John"}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            ensure_wrk(),
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out)[1]) for p in ("50", "99")}  # type: ignore[index]
+    return {"rps": rps, "p50_ms": latency["50"], "p99_ms": latency["99"],
+            "non_2xx": float(errors[1]) if errors else 0.0}  # fmt: skip
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def start_echo() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "gateway" / "asgi_echo.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("READY "), line
+    return proc, line.split()[1]
+
+
+def start_platform(home: str) -> tuple[subprocess.Popen[str], dict[str, str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    env.update(
+        MICRO_HOME=home,
+        MICRO_PROXY_ADDRESS="127.0.0.1:0",
+        MICRO_API_ADDRESS="127.0.0.1:0",
+        MICRO_GRPC_ADDRESS="off",
+        MICRO_ADMIN_PASSWORD="bench",
+        MICRO_LOG_LEVEL="warning",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "micro", "server"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    for line in server.stdout:
+        if line.startswith(READY):
+            words = line[len(READY) :].split()
+            env["MICRO_PROXY"] = words[0]
+            api = dict(zip(words[1::2], words[2::2], strict=False))["api"]
+            break
+    else:
+        raise RuntimeError("micro server exited before it was ready")
+    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
+    for args in (
+        ["login", "--username", "admin", "--password", "bench"],
+        ["run", str(ROOT / "examples" / "helloworld")],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "micro", *args], env=env, check=True, capture_output=True
+        )
+    return server, env, api
+
+
+async def register_many(env: dict[str, str], count: int) -> None:
+    """``count`` more services in the registry (each with a node and an endpoint)."""
+    os.environ.update(env)
+    from micro.client import new_client
+    from micro.registry.base import Endpoint, Node, Service
+    from micro.registry.client import RPCRegistry
+    from micro.settings import load
+
+    client = new_client(load(), via_proxy=True)
+    registry = RPCRegistry(client)
+    try:
+        room = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with room:
+                await registry.register(
+                    Service(
+                        name=f"filler{i:04d}",
+                        endpoints=[Endpoint(name=f"Filler{i:04d}.Call")],
+                        nodes=[Node(id=f"filler{i:04d}-1", address=f"127.0.0.1:{20000 + i}")],
+                    ),
+                    ttl=3600,
+                )
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    finally:
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--services", type=int, default=1000)
+    args = parser.parse_args()
+    ensure_wrk()
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(LUA)
+    echo, echo_addr = start_echo()
+    server, env, api = start_platform(tempfile.mkdtemp(prefix="micro-bench-gateway-"))
+    echo_runs: list[dict[str, float]] = []
+    ours_runs: list[dict[str, float]] = []
+    many_runs: list[dict[str, float]] = []
+    try:
+        for url in (f"http://{echo_addr}/", f"http://{api}/helloworld/call"):
+            wrk(url, 2, args.connections, script)  # warm up
+        for _ in range(args.runs):
+            echo_runs.append(wrk(f"http://{echo_addr}/", args.seconds, args.connections, script))
+            ours_runs.append(
+                wrk(f"http://{api}/helloworld/call", args.seconds, args.connections, script)
+            )
+        asyncio.run(register_many(env, args.services))
+        for _ in range(args.runs):
+            many_runs.append(
+                wrk(f"http://{api}/helloworld/call", args.seconds, args.connections, script)
+            )
+    finally:
+        for proc in (echo, server):
+            proc.terminate()
+            proc.wait(timeout=60)
+
+    def med(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    echo_rps, ours_rps, many_rps = (
+        med(echo_runs, "rps"),
+        med(ours_runs, "rps"),
+        med(many_runs, "rps"),
+    )
+    rows = [
+        {"target": "bare ASGI echo", "rps": round(echo_rps), "p50_ms": med(echo_runs, "p50_ms"),
+         "p99_ms": med(echo_runs, "p99_ms")},
+        {"target": "gateway -> helloworld", "rps": round(ours_rps), "p50_ms": med(ours_runs, "p50_ms"),
+         "p99_ms": med(ours_runs, "p99_ms"), "ratio": round(ours_rps / echo_rps, 2), "goal": ">= 0.5"},
+        {"target": f"same, {args.services} more services", "rps": round(many_rps),
+         "p50_ms": med(many_runs, "p50_ms"), "p99_ms": med(many_runs, "p99_ms"),
+         "ratio": round(many_rps / ours_rps, 2), "goal": ">= 0.9"},
+    ]  # fmt: skip
+    print_table(
+        f"POST /helloworld/call, {args.connections} connections, medians of {args.runs}", rows
+    )
+    write_results(
+        "gateway",
+        {"echo": echo_runs, "gateway": ours_runs, "gateway_many_services": many_runs,
+         "ratio_to_echo": ours_rps / echo_rps, "ratio_many_to_one": many_rps / ours_rps},
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

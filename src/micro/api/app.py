@@ -1,0 +1,307 @@
+"""The gateway as an ASGI app: HTTP/JSON in, an RPC to the service out.
+
+A bare ASGI callable rather than a framework: the hot path is resolve the path (cached),
+find the route (cached), pass the JSON bytes on, write the answer, and nothing else.
+
+Per request (reference §4): CORS; ``/`` answers the version; the path names the service
+and endpoint; the namespace is ``Micro-Namespace``, else the token's issuer, else the
+host's subdomain, else ``micro``; the token is ``Authorization: Bearer`` or the
+``micro-token`` cookie; every header travels on as call metadata. The call passes the
+same door as a native call (401/403 by the namespace's rules). Errors are Micro's JSON
+with the HTTP status of their code; an unknown service is a 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Final
+
+import msgspec
+
+from micro import errors
+from micro.api.body import build_body
+from micro.api.metrics import Metrics
+from micro.api.openapi import OpenAPI
+from micro.api.resolve import resolve, subdomain_namespace
+from micro.api.routes import EndpointInfo, Routes
+from micro.codec import JSON
+from micro.rpc.upstream import Upstream
+from micro.wire.frames import RequestHeader
+
+__all__ = ["Gateway", "Request"]
+
+log = logging.getLogger("micro.api")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_ID: Final = "micro.api"
+_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_CORS_METHODS: Final = b"POST, PATCH, GET, OPTIONS, PUT, DELETE"
+_CORS_HEADERS: Final = (
+    b"Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, "
+    b"Micro-Namespace"
+)
+_MAX_ISSUERS: Final = 10_000
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+
+
+def _version() -> str:
+    try:
+        return version("micro-python")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+class Request:
+    """What the gateway reads off an HTTP or WebSocket request."""
+
+    __slots__ = ("endpoint", "metadata", "namespace", "service")
+
+    def __init__(self, service: str, endpoint: str, metadata: dict[str, str], namespace: str):
+        self.service = service
+        self.endpoint = endpoint
+        self.metadata = metadata
+        self.namespace = namespace
+
+
+class Gateway:
+    """The ASGI app; see the module docstring."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        routes: Routes,
+        *,
+        max_body: int = 100 * 1024 * 1024,
+        cors_origins: tuple[str, ...] = ("*",),
+        timeout: float = 10.0,
+    ) -> None:
+        self.upstream = upstream
+        self.routes = routes
+        self.max_body = max_body
+        self.cors_origins = cors_origins
+        self.timeout_ms = timeout * 1000
+        self.metrics = Metrics()
+        self.openapi = OpenAPI(routes)
+        self._version = msgspec.json.encode({"version": _version()})
+        self._issuers: dict[str, str] = {}
+
+    # -- ASGI -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            from micro.api.streaming import websocket
+
+            await websocket(self, scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        extra = self._cors(scope)
+        service = endpoint = ""
+        status = 500
+        try:
+            if method == "OPTIONS":
+                status = 200
+                await _reply(send, 200, b"", extra)
+                return
+            if method not in _METHODS:
+                raise errors.MethodNotAllowed(_ID, f"method {method} is not allowed")
+            special = await self._special(path, scope, extra, send)
+            if special:
+                status = 200
+                return
+            resolved = resolve(path)
+            if resolved is None:
+                raise errors.NotFound(_ID, f"no service in path {path!r}")
+            service, endpoint = resolved
+            req = self.request(scope, service, endpoint)
+            info = await self.endpoint(req)
+            body = await self._read_body(receive)
+            payload = build_body(
+                method, scope["query_string"], _header(scope, b"content-type"), body, info.request
+            )
+            if info.kind == "unary":
+                data = await self.upstream.unary(self.header(req), payload)
+                status = 200 if data else 204
+                await _reply(send, status, data, _JSON_HEADERS + extra)
+            elif info.kind == "server":
+                from micro.api.streaming import http_stream
+
+                status = 200
+                await http_stream(self, scope, send, req, payload, extra)
+            else:
+                raise errors.BadRequest(
+                    _ID, f"{endpoint} streams from the caller: call it over a WebSocket"
+                )
+        except errors.MicroError as exc:
+            status = exc.code
+            await _reply(send, exc.code, exc.to_json(), _JSON_HEADERS + extra)
+        except Exception as exc:  # never a traceback to the caller
+            log.exception("api: %s %s failed", method, path)
+            error = errors.InternalServerError(_ID, f"error during request: {exc}")
+            await _reply(send, 500, error.to_json(), _JSON_HEADERS + extra)
+        finally:
+            if service:
+                self.metrics.observe(service, endpoint, status, time.perf_counter() - started)
+
+    async def _special(self, path: str, scope: Scope, extra: list[Any], send: Send) -> bool:
+        """``/``, ``/favicon.ico``, ``/openapi.json``, ``/metrics``: answered here."""
+        if path == "/":
+            await _reply(send, 200, self._version, _JSON_HEADERS + extra)
+        elif path == "/favicon.ico":
+            await _reply(send, 204, b"", extra)
+        elif path == "/openapi.json":
+            namespace = self.namespace_of(scope, self._metadata(scope))
+            document = await self.openapi.document(namespace)
+            await _reply(send, 200, document, _JSON_HEADERS + extra)
+        elif path == "/metrics":
+            text = self.metrics.render()
+            headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
+            await _reply(send, 200, text, headers)
+        else:
+            return False
+        return True
+
+    # -- pieces shared with streaming --------------------------------------------------------
+
+    def _metadata(self, scope: Scope) -> dict[str, str]:
+        metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if "authorization" not in metadata and "cookie" in metadata:
+            token = _cookie(metadata["cookie"], "micro-token")
+            if token:
+                metadata["authorization"] = f"Bearer {token}"
+        return metadata
+
+    def request(self, scope: Scope, service: str, endpoint: str) -> Request:
+        """The call a request makes: its metadata (every header) and namespace."""
+        metadata = self._metadata(scope)
+        namespace = self.namespace_of(scope, metadata)
+        metadata["micro-namespace"] = namespace
+        return Request(service, endpoint, metadata, namespace)
+
+    def namespace_of(self, scope: Scope, metadata: dict[str, str]) -> str:
+        """``Micro-Namespace``, else the token's issuer, else the subdomain, else ``micro``.
+        (The token is read here only to route; the door verifies it.)"""
+        explicit = metadata.get("micro-namespace")
+        if explicit:
+            return explicit
+        auth = metadata.get("authorization", "")
+        if auth:
+            issuer = self._issuer(auth)
+            if issuer:
+                return issuer
+        host = metadata.get("host", "")
+        return (subdomain_namespace(host) if host else None) or "micro"
+
+    def _issuer(self, authorization: str) -> str:
+        cached = self._issuers.get(authorization)
+        if cached is not None:
+            return cached
+        issuer = ""
+        parts = authorization.rpartition(" ")[2].split(".")
+        if len(parts) == 3:
+            try:
+                padded = parts[1] + "=" * (-len(parts[1]) % 4)
+                claims = msgspec.json.decode(base64.urlsafe_b64decode(padded))
+                issuer = str(claims.get("iss", "")) if isinstance(claims, dict) else ""
+            except (ValueError, msgspec.DecodeError):
+                issuer = ""
+        if len(self._issuers) > _MAX_ISSUERS:
+            self._issuers.clear()
+        self._issuers[authorization] = issuer
+        return issuer
+
+    async def endpoint(self, req: Request) -> EndpointInfo:
+        """The endpoint's description; 404 for an unknown service or endpoint."""
+        route = self.routes.cached(req.service, req.namespace)
+        if route is None:
+            route = await self.routes.lookup(req.service, req.namespace)
+        info = route.endpoints.get(req.endpoint)
+        if info is None:
+            raise errors.NotFound(
+                req.service, f"endpoint {req.endpoint} not found on service {req.service}"
+            )
+        return info
+
+    def header(self, req: Request) -> RequestHeader:
+        """The native call's header."""
+        return RequestHeader(req.service, req.endpoint, JSON, self.timeout_ms, req.metadata)
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise errors.BadRequest(_ID, "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise errors.PayloadTooLarge(
+                    _ID, f"the request body is larger than {self.max_body} bytes"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        if not self.cors_origins:
+            return []
+        origin = _header(scope, b"origin")
+        if "*" in self.cors_origins:
+            allowed = origin or "*"
+        elif origin in self.cors_origins:
+            allowed = origin
+        else:
+            return []
+        return [
+            (b"access-control-allow-origin", allowed.encode("latin-1")),
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-allow-methods", _CORS_METHODS),
+            (b"access-control-allow-headers", _CORS_HEADERS),
+        ]
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _reply(send: Send, status: int, body: bytes, headers: list[Any]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
