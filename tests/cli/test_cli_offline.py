@@ -137,7 +137,6 @@ def test_malformed_request_fails_before_connecting(micro: Micro) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("bogus",), "Unrecognized micro command: bogus. Please refer to 'micro --help'"),
         ((), "No command provided to micro. Please refer to 'micro --help'"),
         (("call", "svc"), "Missing argument 'ENDPOINT'. See 'micro call --help'"),
         (("call", "a", "B.c", "--metadata", "novalue"), "Invalid metadata 'novalue'"),
@@ -150,6 +149,12 @@ def test_malformed_request_fails_before_connecting(micro: Micro) -> None:
 )
 def test_usage_errors_are_one_line(micro: Micro, args: tuple[str, ...], expected: str) -> None:
     assert failed(micro(*args), 1).startswith(expected)
+
+
+def test_an_unknown_command_needs_the_server_to_tell(micro: Micro) -> None:
+    """``micro bogus`` may name a service (a dynamic command): with no server to ask, the
+    answer is that the server cannot be reached, not that the command does not exist."""
+    assert failed(micro("bogus"), 4).startswith("Failed to connect to micro server at ")
 
 
 @pytest.mark.parametrize(

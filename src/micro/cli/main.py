@@ -2,7 +2,9 @@
 
 Commands are imported only when they run, so ``micro --help`` and ``micro services``
 start fast. Dispatch follows Micro (reference §3.1): a built-in command, else an
-executable ``micro-<x>`` on PATH, else an error naming the command.
+executable ``micro-<x>`` on PATH, else a service ``<x>`` in the registry called as a
+command (:mod:`micro.cli.dynamic`), else an error naming the command. Only that last
+step asks the server.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("micro.cli.user", "login"),
     "logs": ("micro.cli.runtime", "logs"),
     "logout": ("micro.cli.user", "logout"),
+    "network": ("micro.cli.network", "network"),
     "new": ("micro.cli.new", "new"),
     "run": ("micro.cli.runtime", "run"),
     "server": ("micro.cli.server", "server"),
@@ -60,6 +63,7 @@ _HELP: dict[str, str] = {
     "login": "Log in to the current environment and namespace",
     "logs": "Print (and follow) a service's logs",
     "logout": "Log out of the current environment and namespace",
+    "network": "The network: services, nodes and routes of the namespace",
     "new": "Create a new service project from a template",
     "run": "Run a service from a folder or a git URL",
     "server": "Run the micro server",
@@ -118,7 +122,10 @@ class MicroGroup(click.Group):
             plugin = shutil.which(f"micro-{name}")
             if plugin is not None:
                 os.execv(plugin, [plugin, *args[1:]])
-            raise CliError(f"Unrecognized micro command: {name}. Please refer to 'micro --help'", 1)
+            # A service of that name, looked up when run: after -n/-e take effect.
+            from micro.cli.dynamic import DynamicCommand
+
+            return name, DynamicCommand(name), args[1:]
         return super().resolve_command(ctx, args)
 
 

@@ -102,6 +102,21 @@ def _runtime_handlers(backend: Any) -> list[object]:
     return [Runtime(backend), Source(backend)]
 
 
+def _network(settings: Settings, built: dict[str, Any]) -> Any:
+    import os
+
+    from micro.network.local import LocalNetwork
+
+    # Routes name this server by the id its network node registers under.
+    return LocalNetwork(built["registry"], router=f"network-{os.getpid()}")
+
+
+def _network_handlers(backend: Any) -> list[object]:
+    from micro.network.handler import Network
+
+    return [Network(backend)]
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
@@ -116,6 +131,7 @@ BLOCKS: dict[str, Block] = {
         requires=("store", "auth", "registry"),
         alone=False,
     ),
+    "network": Block("network", _network, _network_handlers, requires=("registry",), alone=False),
 }
 """Every block, in the order they are built."""
 

@@ -1,0 +1,11 @@
+"""The network: which services, nodes and routes a namespace can reach (reference §2.10).
+
+Routing itself (round robin, ejecting failed nodes, retries) lives in the client's
+selector and the server's proxy; this block answers questions about it.
+"""
+
+from micro.network.client import RPCNetwork
+from micro.network.local import LocalNetwork
+from micro.network.proto import Node, Query, Route
+
+__all__ = ["LocalNetwork", "Node", "Query", "RPCNetwork", "Route"]
