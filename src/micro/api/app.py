@@ -27,8 +27,8 @@ from micro.api.body import build_body
 from micro.api.metrics import Metrics
 from micro.api.openapi import OpenAPI
 from micro.api.resolve import resolve, subdomain_namespace
-from micro.api.routes import EndpointInfo, Routes
 from micro.codec import JSON
+from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
 from micro.wire.frames import RequestHeader
 

@@ -11,8 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 from micro.api.app import Gateway
-from micro.api.routes import Routes
-from micro.registry.base import Registry
+from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
 from micro.settings import Settings
 from micro.wire.transport import parse_address
@@ -82,7 +81,6 @@ class ApiEdge:
         )
         server = _Server(config)
         self._server = server
-        await self.gateway.routes.start()
         self._task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
         while not server.started:
             if self._task.done():
@@ -105,16 +103,15 @@ class ApiEdge:
                 server.force_exit = True
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
-        await self.gateway.routes.stop()
 
 
-def create(settings: Settings, upstream: Upstream, registry: Registry) -> ApiEdge | None:
+def create(settings: Settings, upstream: Upstream, routes: Routes) -> ApiEdge | None:
     """The gateway edge of ``micro server`` (``None`` when ``MICRO_API_ADDRESS=off``)."""
     if settings.api_address == "off":
         return None
     gateway = Gateway(
         upstream,
-        Routes(registry),
+        routes,
         max_body=settings.api_max_body,
         cors_origins=settings.api_cors_origins,
     )

@@ -17,7 +17,7 @@ from typing import Any, Final
 import msgspec
 
 from micro import errors
-from micro.api.routes import Route, Routes
+from micro.registry.routes import Route, Routes
 
 __all__ = ["OpenAPI", "document"]
 

@@ -21,6 +21,7 @@ from micro.auth.remote import RemoteDoor
 from micro.client import new_client
 from micro.debug import Debug
 from micro.registry.base import Node, Registry, Service
+from micro.registry.routes import Routes
 from micro.rpc.client import Client
 from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
@@ -60,6 +61,7 @@ class MicroServer:
         self.gate: Gate | None = None
         self.address = ""
         self.edges: dict[str, Edge] = {}
+        self.routes: Routes | None = None
         self.edge_addresses: dict[str, str] = {}
         """Where each edge listens (``api``, ``grpc``), after :meth:`start`."""
 
@@ -82,8 +84,10 @@ class MicroServer:
         self.address = _advertised(bound)
         await self.forwarder.start()
         await self.gate.start(self.settings, [self.settings.proxy_address])
+        self.routes = Routes(self.registry)
+        await self.routes.start()
         for name in EDGES:
-            edge = create_edge(name, self.settings, self.forwarder, self.registry)
+            edge = create_edge(name, self.settings, self.forwarder, self.routes)
             if edge is not None:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
@@ -115,6 +119,8 @@ class MicroServer:
             await runtime.close()
         for edge in self.edges.values():
             await edge.stop()
+        if self.routes is not None:
+            await self.routes.stop()
         if self.forwarder is not None:
             await self.forwarder.stop()
         if self.gate is not None:
@@ -233,16 +239,19 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
         if name == "api"
         else replace(settings, grpc_address=address)
     )
-    edge = create_edge(name, wanted, upstream, RPCRegistry(client))
+    routes = Routes(RPCRegistry(client))
+    edge = create_edge(name, wanted, upstream, routes)
     if edge is None:
         raise ValueError(f"the {name} edge is off or not installed")
     bound: list[str] = []
 
     async def start() -> None:
+        await routes.start()
         bound.append(await edge.start())
 
     async def stop() -> None:
         await edge.stop()
+        await routes.stop()
         await upstream.close()
         await client.close()
 

@@ -22,9 +22,9 @@ pass through as bytes, never decoded on the way:
   read, and cannot wait for anything to decide. All four shapes are the same thing on the
   wire (a stream of messages each way), so every method is served as a bidi stream, and the
   edge decides after an awaitable lookup which native call to make: unary, or a server-,
-  client- or bidi stream, from the endpoint's ``stream_type`` in the registry. Lookups are
-  cached per service, cleared by the registry's watch (with a TTL behind it). An endpoint the
-  registry does not list is called as unary, so the door and the service answer for it.
+  client- or bidi stream, from the endpoint's ``stream_type`` in the server's cached
+  routes (:mod:`micro.registry.routes`). An endpoint the registry does not list is called
+  as unary, so the door and the service answer for it.
 * **Metadata** (lower case) becomes call metadata, except ``grpc-*`` keys and binary
   ``-bin`` ones; ``authorization`` and ``micro-namespace`` reach the door as they are.
   The gRPC deadline becomes the call's timeout.
@@ -36,16 +36,14 @@ pass through as bytes, never decoded on the way:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from micro import codec, errors
-from micro.registry.base import Registry, Result
+from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
 from micro.settings import Settings
 from micro.wire import frames
@@ -88,9 +86,6 @@ _TRANSPORT_HEADERS: Final = frozenset(
     {"accept-encoding", "content-encoding", "content-length", "content-type", "te"}
 )
 """HTTP/2 headers of the gRPC transport, not of the call (grpc-js sends ``accept-encoding``)."""
-
-_CACHE_TTL: Final = 30.0
-_CACHE_MAX: Final = 10_000
 
 
 class Route(NamedTuple):
@@ -161,64 +156,17 @@ _UNLISTED: Final = Shape("unary", takes_protobuf=True)
 """An endpoint the registry does not list: called as unary, and its service answers."""
 
 
-class _Shapes:
-    """The shapes of a service's endpoints per namespace, from the registry; kept until the
-    registry says the service changed, with a TTL behind the watch."""
-
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
-        self._cache: dict[tuple[str, str], tuple[float, dict[str, Shape]]] = {}
-        """(service, namespace) -> (expiry, endpoint name -> shape)."""
-        self._watch_task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._watch_task = asyncio.get_running_loop().create_task(self._watch())
-
-    async def stop(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
-
-    async def _watch(self) -> None:
-        watcher = self._registry.watch(domain="*")
-        try:
-            async for result in watcher:
-                self.changed(result)
-        except errors.MicroError as exc:  # the TTL keeps the cache honest without the watch
-            log.warning("gRPC edge: registry watch ended: %s", exc)
-        finally:
-            await watcher.stop()
-
-    def changed(self, result: Result) -> None:
-        """Forget what is known of a service that changed."""
-        name = result.service.name
-        for key in [key for key in self._cache if key[0] == name]:
-            del self._cache[key]
-
-    async def shape(self, namespace: str, service: str, endpoint: str) -> Shape:
-        """The shape of ``endpoint`` (:data:`_UNLISTED` when the registry does not list it)."""
-        now = time.monotonic()
-        entry = self._cache.get((service, namespace))
-        if entry is None or entry[0] < now:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()  # callers name anything: start over rather than grow
-            entry = (now + _CACHE_TTL, await self._load(namespace, service))
-            self._cache[service, namespace] = entry
-        return entry[1].get(endpoint, _UNLISTED)
-
-    async def _load(self, namespace: str, service: str) -> dict[str, Shape]:
-        try:
-            found = await self._registry.get_service(service, domain=namespace)
-        except errors.NotFound:
-            return {}
-        shapes: dict[str, Shape] = {}
-        for svc in found:
-            for ep in svc.endpoints:
-                streams = ep.metadata.get("stream") == "true"
-                kind = ep.metadata.get("stream_type", "bidi") if streams else "unary"
-                shapes.setdefault(ep.name, Shape(kind, "x-protobuf" in ep.request))
-        return shapes
+async def shape_of(routes: Routes, namespace: str, service: str, endpoint: str) -> Shape:
+    """The shape of ``endpoint`` from the server's cached routes (:data:`_UNLISTED` when
+    the registry does not list it)."""
+    try:
+        route = routes.cached(service, namespace) or await routes.lookup(service, namespace)
+    except errors.NotFound:
+        return _UNLISTED
+    info = route.endpoints.get(endpoint)
+    if info is None:
+        return _UNLISTED
+    return Shape(info.kind, "x-protobuf" in info.request)
 
 
 class GrpcEdge:
@@ -228,14 +176,14 @@ class GrpcEdge:
         self,
         address: str,
         upstream: Upstream,
-        registry: Registry,
+        routes: Routes,
         *,
         tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.address = address
         self._upstream = upstream
         self._tls = tls
-        self._shapes = _Shapes(registry)
+        self._routes = routes
         self._server: Any = None
 
     async def start(self) -> str:
@@ -263,7 +211,6 @@ class GrpcEdge:
             raise OSError(f"cannot listen for gRPC on {self.address}")
         await server.start()
         self._server = server
-        self._shapes.start()
         host = self.address.rpartition(":")[0]
         if host in ("", "0.0.0.0", "[::]"):
             host = "127.0.0.1"
@@ -271,7 +218,6 @@ class GrpcEdge:
 
     async def stop(self) -> None:
         """Stop listening; in-flight calls get a short grace period."""
-        await self._shapes.stop()
         if self._server is not None:
             await self._server.stop(5.0)
 
@@ -301,7 +247,7 @@ class GrpcEdge:
             metadata = call_metadata(context.invocation_metadata() or ())
             explicit = metadata.pop(CONTENT_TYPE_KEY, None)
             namespace = metadata.get("micro-namespace") or "micro"
-            shape = await self._shapes.shape(namespace, route.service, route.endpoint)
+            shape = await shape_of(self._routes, namespace, route.service, route.endpoint)
             if shape.kind in ("unary", "server"):
                 body = await _one(requests)
                 header = _header(route, explicit or content_type_of(body), metadata, context)
@@ -391,7 +337,7 @@ def _tls(settings: Settings) -> tuple[bytes, bytes] | None:
     return Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes()
 
 
-def create(settings: Settings, upstream: Upstream, registry: Registry) -> GrpcEdge | None:
+def create(settings: Settings, upstream: Upstream, routes: Routes) -> GrpcEdge | None:
     """The gRPC edge (``None`` when ``MICRO_GRPC_ADDRESS`` is ``off`` or grpcio is not
     installed: the ``grpc`` extra)."""
     if settings.grpc_address == "off":
@@ -401,4 +347,4 @@ def create(settings: Settings, upstream: Upstream, registry: Registry) -> GrpcEd
     except ImportError:
         log.info("gRPC edge not started: grpcio is not installed (the 'grpc' extra)")
         return None
-    return GrpcEdge(settings.grpc_address, upstream, registry, tls=_tls(settings))
+    return GrpcEdge(settings.grpc_address, upstream, routes, tls=_tls(settings))

@@ -1,9 +1,10 @@
-"""The gateway's view of the registry: which services a namespace has and what their
-endpoints are, cached and kept fresh by the registry's watch, so a request costs no
-registry round trip.
+"""The edges' view of the registry: which services a namespace has and what their
+endpoints are, cached and kept fresh by the registry's watch, so a request at the HTTP
+gateway or the gRPC edge costs no registry round trip. The server keeps one for both.
 
 An unknown service is remembered for a moment too (a burst of requests for it makes one
-lookup), and a registration clears that at once.
+lookup), and a registration clears that at once. Callers name anything, so the cache is
+bounded: past its size it starts over rather than grow.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from micro.registry.base import WILDCARD_DOMAIN, Registry, Service
 
 __all__ = ["EndpointInfo", "Route", "Routes"]
 
-log = logging.getLogger("micro.api")
+log = logging.getLogger("micro.registry")
 
 _TTL: Final = 60.0
 """How long an entry lives if the watch missed its change (the watch is what keeps it fresh)."""
 
 _MISSING_TTL: Final = 1.0
+
+_MAX_CACHED: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,7 @@ class Routes:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the registry went away: retry, serve from TTLs
-                log.warning("api: registry watch failed (%s); retrying", exc)
+                log.warning("routes: registry watch failed (%s); retrying", exc)
             await asyncio.sleep(1.0)
 
     def clear(self) -> None:
@@ -120,6 +123,8 @@ class Routes:
                 versions = []
             route = _route(service, versions) if versions else None
             entry = (route, now + (_TTL if route is not None else _MISSING_TTL))
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
             self._cache[key] = entry
         if entry[0] is None:
             raise errors.NotFound("micro.api", f"service {service} not found")
