@@ -128,19 +128,13 @@ def run(service: str, args: list[str]) -> None:
 async def _find(session: Session, name: str) -> list[Service]:
     """Every version of ``name``: core services in ``micro``, others in the current
     namespace, else in ``micro``; Micro's "Unrecognized micro command" when none."""
-    from micro import errors
-    from micro.registry.client import RPCRegistry
+    from micro.cli.registry import first_found
 
-    registry = RPCRegistry(session.client)
     domains = ["micro"] if name in _CORE else list(dict.fromkeys([session.namespace, "micro"]))
-    for domain in domains:
-        try:
-            found = await registry.get_service(name, domain=domain)
-        except errors.NotFound:
-            continue
-        if found:
-            return found
-    raise CliError(f"Unrecognized micro command: {name}. Please refer to 'micro --help'", 1)
+    found = await first_found(session, name, domains)
+    if not found:
+        raise CliError(f"Unrecognized micro command: {name}. Please refer to 'micro --help'", 1)
+    return found
 
 
 def _call(service: str, endpoint: Endpoint, request: str) -> None:

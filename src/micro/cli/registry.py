@@ -85,14 +85,23 @@ def get_service(name: str, output: str) -> None:
 async def lookup(session: Session, name: str) -> list[Service]:
     """Every version of ``name`` in the current namespace (core services: in ``micro``);
     ``Service "<name>" not found`` (exit 4) when there is none."""
-    from micro import errors
-    from micro.registry.client import RPCRegistry
     from micro.rpc.client import CORE_SERVICES
 
-    registry = RPCRegistry(session.client)
     domains = [session.namespace]
     if name in CORE_SERVICES and session.namespace != "micro":
         domains.append("micro")
+    found = await first_found(session, name, domains)
+    if not found:
+        raise CliError(f'Service "{name}" not found', 4)
+    return found
+
+
+async def first_found(session: Session, name: str, domains: list[str]) -> list[Service]:
+    """Every version of ``name`` in the first of ``domains`` that has it (none: ``[]``)."""
+    from micro import errors
+    from micro.registry.client import RPCRegistry
+
+    registry = RPCRegistry(session.client)
     for domain in domains:
         try:
             found = await registry.get_service(name, domain=domain)
@@ -100,7 +109,7 @@ async def lookup(session: Session, name: str) -> list[Service]:
             continue
         if found:
             return found
-    raise CliError(f'Service "{name}" not found', 4)
+    return []
 
 
 # -- formatting ---------------------------------------------------------------------------
