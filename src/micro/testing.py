@@ -70,6 +70,11 @@ class MicroServerProcess:
         return f"http://{self.edges['api']}"
 
     @property
+    def web(self) -> str:
+        """The dashboard's base URL, ``http://host:port``."""
+        return f"http://{self.edges['web']}"
+
+    @property
     def admin_password(self) -> str:
         """The password of the ``admin`` account of this server."""
         return self.base_env["MICRO_ADMIN_PASSWORD"]

@@ -49,6 +49,7 @@ _CORS_HEADERS: Final = (
 )
 _MAX_ISSUERS: Final = 10_000
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+_SPECIAL: Final = frozenset({"/", "/favicon.ico", "/openapi.json", "/metrics"})
 
 
 def _version() -> str:
@@ -99,6 +100,7 @@ class Gateway:
         self.openapi = OpenAPI(routes)
         self._version = msgspec.json.encode({"version": _version()})
         self._issuers: dict[str, str] = {}
+        self._cors_headers: dict[str, list[tuple[bytes, bytes]]] = {}
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -133,16 +135,16 @@ class Gateway:
                 return
             if method not in _METHODS:
                 raise errors.MethodNotAllowed(_ID, f"method {method} is not allowed")
-            special = await self._special(path, scope, extra, send)
-            if special:
+            if path in _SPECIAL:
                 status = 200
+                await self._special(path, scope, extra, send)
                 return
             resolved = resolve(path)
             if resolved is None:
                 raise errors.NotFound(_ID, f"no service in path {path!r}")
             service, endpoint = resolved
             req = self.request(scope, service, endpoint)
-            info = await self.endpoint(req)
+            info = self._cached_endpoint(req) or await self.endpoint(req)
             body = await self._read_body(receive)
             payload = build_body(
                 method, scope["query_string"], _header(scope, b"content-type"), body, info.request
@@ -171,7 +173,7 @@ class Gateway:
             if service:
                 self.metrics.observe(service, endpoint, status, time.perf_counter() - started)
 
-    async def _special(self, path: str, scope: Scope, extra: list[Any], send: Send) -> bool:
+    async def _special(self, path: str, scope: Scope, extra: list[Any], send: Send) -> None:
         """``/``, ``/favicon.ico``, ``/openapi.json``, ``/metrics``: answered here."""
         if path == "/":
             await _reply(send, 200, self._version, _JSON_HEADERS + extra)
@@ -185,9 +187,6 @@ class Gateway:
             text = self.metrics.render()
             headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
             await _reply(send, 200, text, headers)
-        else:
-            return False
-        return True
 
     # -- pieces shared with streaming --------------------------------------------------------
 
@@ -238,6 +237,11 @@ class Gateway:
         self._issuers[authorization] = issuer
         return issuer
 
+    def _cached_endpoint(self, req: Request) -> EndpointInfo | None:
+        """The endpoint from the route cache, without awaiting (the hot path)."""
+        route = self.routes.cached(req.service, req.namespace)
+        return route.endpoints.get(req.endpoint) if route is not None else None
+
     async def endpoint(self, req: Request) -> EndpointInfo:
         """The endpoint's description; 404 for an unknown service or endpoint."""
         route = self.routes.cached(req.service, req.namespace)
@@ -275,18 +279,24 @@ class Gateway:
         if not self.cors_origins:
             return []
         origin = _header(scope, b"origin")
+        cached = self._cors_headers.get(origin)
+        if cached is not None:
+            return cached
         if "*" in self.cors_origins:
             allowed = origin or "*"
         elif origin in self.cors_origins:
             allowed = origin
         else:
             return []
-        return [
+        headers = [
             (b"access-control-allow-origin", allowed.encode("latin-1")),
             (b"access-control-allow-credentials", b"true"),
             (b"access-control-allow-methods", _CORS_METHODS),
             (b"access-control-allow-headers", _CORS_HEADERS),
         ]
+        if len(self._cors_headers) < _MAX_ISSUERS:
+            self._cors_headers[origin] = headers
+        return headers
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -1,8 +1,9 @@
 """The request body the gateway sends: from the query string, a JSON body, a form or a
 multipart form (reference §4.3).
 
-A JSON body with no query parameters is passed on as the very bytes received (checked
-for syntax, never re-encoded). Query parameters nest on ``a[b]=1`` and ``a.b=1``, repeat
+A JSON body with no query parameters is passed on as the very bytes received, never
+decoded here: the service decodes it once, into its typed request, and answers a
+malformed one with a 400 that says where. Query parameters nest on ``a[b]=1`` and ``a.b=1``, repeat
 into lists, and take their types from the endpoint's request schema where it has one
 (``?name=123`` stays the string ``"123"`` for a string field; Micro guessed numbers and
 broke such fields), else numbers and booleans are recognised. A JSON body is merged over
@@ -168,7 +169,8 @@ def build_body(
     if kind == "multipart/form-data":
         return _encode(merge_patch(fields, _fields(_multipart(content_type, body), schema)))
     # every other content type is read as JSON, as Micro does
-    parsed = _check_json(body)
     if not fields:
-        return body  # the caller's own bytes
-    return _encode(merge_patch(fields, parsed))
+        # the caller's own bytes: the service decodes them (straight into its request
+        # type) and answers a malformed body with a 400 saying where
+        return body
+    return _encode(merge_patch(fields, _check_json(body)))

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stream": ("micro.cli.call", "stream"),
     "update": ("micro.cli.runtime", "update"),
     "user": ("micro.cli.user", "user"),
+    "web": ("micro.cli.server", "web"),
 }
 """Command name -> (module, attribute): loaded on use."""
 
@@ -74,6 +75,7 @@ _HELP: dict[str, str] = {
     "stream": "Call a streaming endpoint and print each message",
     "update": "Rebuild and restart a running service",
     "user": "Print the current user; its token, namespace and CLI config",
+    "web": "Run the web dashboard alone",
 }
 
 

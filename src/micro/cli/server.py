@@ -92,3 +92,22 @@ def service(block: str, address: str) -> None:
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: serve_block(block, settings, address))
+
+
+@click.command("web", cls=MicroCommand)
+@click.option(
+    "--web_address",
+    envvar="MICRO_WEB_ADDRESS",
+    default="127.0.0.1:8082",
+    show_default=True,
+    help="Where the dashboard listens.",
+)
+def web(web_address: str) -> None:
+    """Run the web dashboard alone, for the server at MICRO_PROXY (or the current env)."""
+    from micro.log import configure
+    from micro.server.app import serve_block
+    from micro.settings import load
+
+    settings = load()
+    configure(settings.log_level, settings.log_format)
+    run(lambda: serve_block("web", settings, web_address))

@@ -234,11 +234,11 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
         raise ValueError("no proxy to send calls to: set MICRO_PROXY")
     client = new_client(settings, via_proxy=True)
     upstream = ProxyUpstream(proxy)
-    wanted = (
-        replace(settings, api_address=address)
-        if name == "api"
-        else replace(settings, grpc_address=address)
-    )
+    wanted = {
+        "api": lambda: replace(settings, api_address=address),
+        "grpc": lambda: replace(settings, grpc_address=address),
+        "web": lambda: replace(settings, web_address=address),
+    }[name]()
     routes = Routes(RPCRegistry(client))
     edge = create_edge(name, wanted, upstream, routes)
     if edge is None:

@@ -1,7 +1,7 @@
 """The server's edges: listeners for callers that do not speak the native wire.
 
 ``api`` is the HTTP/JSON gateway (``MICRO_API_ADDRESS``), ``grpc`` the gRPC edge
-(``MICRO_GRPC_ADDRESS``). Each takes calls in and hands them to the proxy's forwarder
+(``MICRO_GRPC_ADDRESS``), ``web`` the dashboard (``MICRO_WEB_ADDRESS``). Each takes calls in and hands them to the proxy's forwarder
 in-process (an :class:`~micro.rpc.upstream.Upstream`), so they pass the same door and
 reach the same nodes as native calls, and one :class:`~micro.registry.routes.Routes` (the
 registry's view, cached) that the server keeps for all of them. An edge whose address is ``off``, or whose optional
@@ -39,6 +39,7 @@ EdgeFactory = Callable[[Settings, Upstream, Routes], Edge | None]
 EDGES: dict[str, str] = {
     "api": "micro.api.edge:create",
     "grpc": "micro.server.grpc_edge:create",
+    "web": "micro.web.edge:create",
 }
 """Edge name -> its factory, imported only when the server starts."""
 

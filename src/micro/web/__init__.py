@@ -1,0 +1,1 @@
+"""The web dashboard: explore, call and operate every service from the browser."""

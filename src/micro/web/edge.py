@@ -1,0 +1,20 @@
+"""The dashboard as a listener of ``micro server`` at ``MICRO_WEB_ADDRESS`` (``off`` to not
+start it), and of ``micro web`` alone."""
+
+from __future__ import annotations
+
+from micro.registry.routes import Routes
+from micro.rpc.upstream import Upstream
+from micro.server.http import HttpListener
+from micro.settings import Settings
+
+__all__ = ["create"]
+
+
+def create(settings: Settings, upstream: Upstream, routes: Routes) -> HttpListener | None:
+    """The dashboard edge (``None`` when ``MICRO_WEB_ADDRESS=off``)."""
+    if settings.web_address == "off":
+        return None
+    from micro.web.app import create_app
+
+    return HttpListener(create_app(upstream, routes), settings.web_address, name="web")
