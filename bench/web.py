@@ -1,0 +1,170 @@
+"""The dashboard's pages with 200 registered services: server-side render time per page.
+
+    .venv/bin/python bench/web.py [--services 200] [--requests 50]
+
+Target (issue "Web dashboard"): each page renders in <= 100 ms server-side with 200
+registered services. Measured from a client on loopback (the time to the whole answer,
+which is the server's time plus a loopback round trip), medians and p95 of ``--requests``
+sequential requests per page, logged in as the admin. Side by side: ``GET /`` of the API
+gateway (a tiny JSON answer through the same uvicorn set-up) as the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._harness import print_table, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+READY = "micro server ready: proxy "
+TARGET_MS = 100.0
+
+
+def start_platform(home: str) -> tuple[subprocess.Popen[str], dict[str, str], dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    env.update(
+        MICRO_HOME=home,
+        MICRO_PROXY_ADDRESS="127.0.0.1:0",
+        MICRO_API_ADDRESS="127.0.0.1:0",
+        MICRO_WEB_ADDRESS="127.0.0.1:0",
+        MICRO_GRPC_ADDRESS="off",
+        MICRO_ADMIN_PASSWORD="bench",
+        MICRO_LOG_LEVEL="warning",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "micro", "server"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    for line in server.stdout:
+        if line.startswith(READY):
+            words = line[len(READY) :].split()
+            env["MICRO_PROXY"] = words[0]
+            edges = dict(zip(words[1::2], words[2::2], strict=False))
+            break
+    else:
+        raise RuntimeError("micro server exited before it was ready")
+    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
+    for args in (
+        ["login", "--username", "admin", "--password", "bench"],
+        ["run", str(ROOT / "examples" / "helloworld")],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "micro", *args], env=env, check=True, capture_output=True
+        )
+    return server, env, edges
+
+
+async def register_many(env: dict[str, str], count: int) -> None:
+    os.environ.update(env)
+    from micro.client import new_client
+    from micro.registry.base import Endpoint, Node, Service
+    from micro.registry.client import RPCRegistry
+    from micro.settings import load
+
+    client = new_client(load(), via_proxy=True)
+    registry = RPCRegistry(client)
+    try:
+        room = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with room:
+                await registry.register(
+                    Service(
+                        name=f"filler{i:04d}",
+                        endpoints=[Endpoint(name=f"Filler{i:04d}.Call")],
+                        nodes=[Node(id=f"filler{i:04d}-1", address=f"127.0.0.1:{20000 + i}")],
+                    ),
+                    ttl=3600,
+                )
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    finally:
+        await client.close()
+
+
+def timed(session: requests.Session, url: str, count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        response = session.get(url, allow_redirects=False, timeout=30)
+        out.append((time.perf_counter() - t0) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=50)
+    args = parser.parse_args()
+    server, env, edges = start_platform(tempfile.mkdtemp(prefix="micro-bench-web-"))
+    web, api = f"http://{edges['web']}", f"http://{edges['api']}"
+    try:
+        asyncio.run(register_many(env, args.services))
+        session = requests.Session()
+        done = session.post(
+            f"{web}/login",
+            data={
+                "username": "admin",
+                "password": "bench",
+                "namespace": "micro",
+                "next": "/services",
+            },
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert done.status_code == 303, done.text
+        pages = [
+            "/services",
+            "/services/helloworld",
+            "/runtime",
+            "/store",
+            "/config",
+            "/events",
+            "/accounts",
+        ]
+        rows = []
+        results: dict[str, list[float]] = {}
+        floor = timed(requests.Session(), f"{api}/", args.requests)
+        results["api GET / (floor)"] = floor
+        for path in pages:
+            timed(session, f"{web}{path}", 3)  # warm up
+            results[path] = timed(session, f"{web}{path}", args.requests)
+        for name, values in results.items():
+            median = statistics.median(values)
+            p95 = sorted(values)[int(len(values) * 0.95) - 1]
+            floor_row = name.endswith("(floor)")
+            rows.append(
+                {
+                    "page": name,
+                    "median_ms": round(median, 2),
+                    "p95_ms": round(p95, 2),
+                    "goal_ms": "-" if floor_row else TARGET_MS,
+                    "ok": "-" if floor_row else ("yes" if p95 <= TARGET_MS else "NO"),
+                }
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print_table(
+        f"dashboard pages with {args.services} more services ({args.requests} requests each)", rows
+    )
+    write_results("web", {"services": args.services, "pages_ms": results})
+
+
+if __name__ == "__main__":
+    main()
