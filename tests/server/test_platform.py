@@ -99,7 +99,7 @@ def test_unknown_block_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("MICRO_REGISTRY", "bogus", "Unknown registry plugin 'bogus'; known: memory, rpc"),
+        ("MICRO_REGISTRY", "bogus", "Unknown registry plugin 'bogus'; known: etcd, memory, rpc"),
         ("MICRO_PROFILE", "nope", "Unknown profile 'nope'; known: local, test"),
     ],
 )
@@ -115,9 +115,9 @@ def test_unknown_plugin_or_profile_names_the_known_ones(
 
 
 def test_plugin_table_and_profiles() -> None:
-    assert plugins.known("registry") == ["memory", "rpc"]
+    assert plugins.known("registry") == ["etcd", "memory", "rpc"]
     assert plugins.load("registry", "memory").__name__ == "MemoryRegistry"
-    with pytest.raises(ValueError, match="known: memory, rpc"):
+    with pytest.raises(ValueError, match="known: etcd, memory, rpc"):
         plugins.load("registry", "nope")
     settings = load({"MICRO_HOME": "/tmp", "MICRO_PROFILE": "test"})
     assert profiles.plugin_for("registry", settings) == "memory"

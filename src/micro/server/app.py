@@ -17,6 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from micro import errors
 from micro.auth.remote import RemoteDoor
 from micro.client import new_client
 from micro.debug import Debug
@@ -62,6 +63,8 @@ class MicroServer:
         self.address = ""
         self.edges: dict[str, Edge] = {}
         self.routes: Routes | None = None
+        self._core: list[Service] = []
+        self._refresh: asyncio.Task[None] | None = None
         self.edge_addresses: dict[str, str] = {}
         """Where each edge listens (``api``, ``grpc``), after :meth:`start`."""
 
@@ -92,18 +95,33 @@ class MicroServer:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
         await self.backends["runtime"].attach(self.address)
-        for name, eps in hosted.items():
-            await self.registry.register(
-                Service(
-                    name=name,
-                    version="latest",
-                    nodes=[Node(id=f"{name}-{os.getpid()}", address=self.address)],
-                    endpoints=describe_endpoints(eps),
-                ),
-                domain="micro",
+        self._core = [
+            Service(
+                name=name,
+                version="latest",
+                nodes=[Node(id=f"{name}-{os.getpid()}", address=self.address)],
+                endpoints=describe_endpoints(eps),
             )
+            for name, eps in hosted.items()
+        ]
+        await self._register_core()
+        self._refresh = asyncio.get_running_loop().create_task(self._keep_core_registered())
         self._write_state()
         log.info("Serving proxy on %s", self.address)
+
+    async def _register_core(self) -> None:
+        """Register the core services at this server's address, with the services' TTL: on
+        a shared registry (etcd) a server that dies leaves no stale nodes behind."""
+        for service in self._core:
+            await self.registry.register(service, ttl=self.settings.register_ttl, domain="micro")
+
+    async def _keep_core_registered(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.register_interval)
+            try:
+                await self._register_core()
+            except errors.MicroError as exc:
+                log.warning("cannot refresh the core services' registration: %s", exc.detail)
 
     def _write_state(self) -> None:
         folder = self.settings.home / "server"
@@ -117,6 +135,13 @@ class MicroServer:
         runtime = self.backends.get("runtime")
         if runtime is not None:
             await runtime.close()
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+            for service in self._core:
+                with contextlib.suppress(errors.MicroError):
+                    await self.registry.deregister(service, domain="micro")
         for edge in self.edges.values():
             await edge.stop()
         if self.routes is not None:

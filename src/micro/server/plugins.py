@@ -18,6 +18,7 @@ __all__ = ["BUILTIN", "create", "known", "load"]
 BUILTIN: dict[str, dict[str, str]] = {
     "registry": {
         "memory": "micro.registry.memory:MemoryRegistry",
+        "etcd": "micro.registry.etcd:EtcdRegistry",
         "rpc": "micro.registry.client:RPCRegistry",
     },
     "store": {
