@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from micro.cli._client import Session, run_with_client
-from micro.cli._format import parse_duration
 from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand
+from micro.durations import parse_duration
 
 if TYPE_CHECKING:
     from micro.rpc.client import ClientStream

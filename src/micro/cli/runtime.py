@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from micro.cli._client import Session, run_with_client
-from micro.cli._format import humanize, table
+from micro.cli._format import table
 from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand
+from micro.durations import humanize
 
 if TYPE_CHECKING:
     from micro.runtime.base import Service

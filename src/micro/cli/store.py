@@ -18,10 +18,10 @@ from typing import Any
 import click
 
 from micro.cli._client import Session, run_with_client
-from micro.cli._format import humanize, parse_duration
 from micro.cli._format import table as columns
 from micro.cli.errors import CliError
 from micro.cli.main import SubGroup
+from micro.durations import humanize, parse_duration
 
 __all__ = ["store"]
 

@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from micro import errors
-from micro.cli._format import humanize
+from micro.durations import humanize
 from micro.runtime.base import LogRecord, Service
 from micro.runtime.source import SourceError, parse_git, service_name
 from micro.web.app import Context, page

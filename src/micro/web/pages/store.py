@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from micro import errors
-from micro.cli._format import humanize, parse_duration
+from micro.durations import humanize, parse_duration
 from micro.store.base import DEFAULT_TABLE, Record
 from micro.web.app import Context, page
 
