@@ -12,7 +12,6 @@ import asyncio
 import datetime
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from micro.cli._client import Session, run_with_client
 from micro.cli._format import table
 from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand
-from micro.durations import humanize
+from micro.durations import ago
 
 if TYPE_CHECKING:
     from micro.runtime.base import Service
@@ -306,14 +305,6 @@ def kill(services: tuple[str, ...]) -> None:
     run_with_client(body)
 
 
-def _ago(started: str) -> str:
-    try:
-        at = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    except ValueError:
-        return "n/a"
-    return humanize(max(time.time() - at.timestamp(), 0)) + " ago"
-
-
 def _status_row(svc: Service) -> list[str]:
     meta = svc.metadata
     shown = [f"owner={meta.get('owner', 'n/a')}", f"group={meta.get('group', 'n/a')}"]
@@ -328,7 +319,7 @@ def _status_row(svc: Service) -> list[str]:
         meta.get("source") or svc.source,
         svc.status,
         meta.get("build", "")[:7] or "n/a",
-        _ago(meta["started"]) if "started" in meta else "n/a",
+        ago(meta["started"]) if "started" in meta else "n/a",
         ", ".join(shown),
     ]
 

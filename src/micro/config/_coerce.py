@@ -7,11 +7,12 @@ then answers its default: a getter never raises.
 from __future__ import annotations
 
 import math
-import re
 from datetime import timedelta
 from typing import Any
 
 import msgspec
+
+from micro.durations import go_duration
 
 __all__ = [
     "to_bool",
@@ -26,18 +27,6 @@ __all__ = [
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 """Go's ``strconv.ParseBool``, which Micro's ``Bool`` uses."""
-
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
 def _number(value: Any) -> bool:
@@ -108,7 +97,7 @@ def to_duration(value: Any) -> timedelta | None:
     if _number(value):
         seconds = float(value)
     elif isinstance(value, str):
-        parsed = _parse_duration(value.strip())
+        parsed = go_duration(value.strip())
         if parsed is None:
             return None
         seconds = parsed
@@ -118,27 +107,6 @@ def to_duration(value: Any) -> timedelta | None:
         return timedelta(seconds=seconds)
     except OverflowError:
         return None
-
-
-def _parse_duration(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    sign = 1.0
-    if text[:1] in ("-", "+"):
-        sign = -1.0 if text[0] == "-" else 1.0
-        text = text[1:]
-    if not text:
-        return None
-    pos, seconds = 0, 0.0
-    while pos < len(text):
-        match = _PART.match(text, pos)
-        if match is None:
-            return None
-        seconds += float(match[1]) * _UNITS[match[2]]
-        pos = match.end()
-    return sign * seconds
 
 
 def _item(value: Any) -> str:

@@ -9,8 +9,6 @@ user's machine, which a web page cannot read.
 
 from __future__ import annotations
 
-import datetime
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from micro import errors
-from micro.durations import humanize
+from micro.durations import ago
 from micro.runtime.base import LogRecord, Service
 from micro.runtime.source import SourceError, parse_git, service_name
 from micro.web.app import Context, page
@@ -48,14 +46,6 @@ class Row:
     error: str
 
 
-def _ago(started: str) -> str:
-    try:
-        at = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
-    except ValueError:
-        return "n/a"
-    return humanize(max(time.time() - at.timestamp(), 0)) + " ago"
-
-
 def _row(svc: Service) -> Row:
     meta = svc.metadata
     shown = [f"owner={meta.get('owner', 'n/a')}", f"group={meta.get('group', 'n/a')}"]
@@ -67,7 +57,7 @@ def _row(svc: Service) -> Row:
         service=svc,
         source=meta.get("source") or svc.source,
         build=meta.get("build", "")[:7] or "n/a",
-        updated=_ago(meta["started"]) if "started" in meta else "n/a",
+        updated=ago(meta["started"]) if "started" in meta else "n/a",
         metadata=", ".join(shown),
         error=meta.get("error", "") if svc.status == "error" else "",
     )
