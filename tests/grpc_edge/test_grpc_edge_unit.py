@@ -13,9 +13,9 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 
-import grpc
 from micro import codec, errors
 from micro.registry.base import Endpoint, Node, Service
 from micro.registry.memory import MemoryRegistry

@@ -11,10 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import grpc
 import pytest
 from tests._support import ok
 
-import grpc
 from micro.testing import MicroServerProcess
 
 GREETER = Path(__file__).resolve().parent / "greeter_service.py"
