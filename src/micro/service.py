@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from micro import client as client_module
 from micro import errors
+from micro._gc import settle
 from micro.debug import Debug
 from micro.log import configure
 from micro.registry.base import Endpoint as RegistryEndpoint
@@ -298,6 +299,7 @@ class Service:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stopped.set)
         await self.start()
+        settle()  # what start built stays for good: out of the collector's way
         try:
             await self._stopped.wait()
         finally:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from micro import errors
+from micro._gc import settle
 from micro.auth.remote import RemoteDoor
 from micro.client import new_client
 from micro.debug import Debug
@@ -180,6 +181,7 @@ async def _serve_until_signal(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopped.set)
     await start()
+    settle()  # what start built stays for good: out of the collector's way
     try:
         print(ready_line(), flush=True)
         await stopped.wait()
