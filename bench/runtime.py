@@ -33,10 +33,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import print_table, write_results
+from bench._platform import micro, start_platform
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLOWORLD = ROOT / "examples" / "helloworld"
-READY = "micro server ready: proxy "
 
 SAYER = textwrap.dedent(
     """
@@ -60,47 +60,6 @@ SAYER = textwrap.dedent(
     service.run()
     """
 )
-
-
-def micro(env: dict[str, str], *args: str, timeout: float = 120) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "micro", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"micro {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def start_server(home: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
-    env.update(
-        MICRO_HOME=home,
-        MICRO_PROXY_ADDRESS="127.0.0.1:0",
-        MICRO_ADMIN_PASSWORD="bench",
-        MICRO_LOG_LEVEL="info",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "micro", "server"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert server.stdout is not None
-    for line in server.stdout:
-        if line.startswith(READY):
-            env["MICRO_PROXY"] = line[len(READY) :].strip()
-            break
-    else:
-        raise RuntimeError("micro server exited before it was ready")
-    # drain the server's output from now on, so it never blocks on a full pipe
-    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
-    micro(env, "login", "--username", "admin", "--password", "bench")
-    return server, env
 
 
 def raw_start(env: dict[str, str]) -> float:
@@ -231,7 +190,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=20)
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="micro-bench-runtime-")
-    server, env = start_server(home)
+    server, env, _ = start_platform(home, log_level="info")
     try:
         micro_run(env)  # builds the venv once: later runs find it cached
         raw_runs, ours_runs = [], []

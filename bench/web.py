@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,72 +25,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import print_table, write_results
+from bench._platform import micro, register_many, start_platform
 
 ROOT = Path(__file__).resolve().parents[1]
-READY = "micro server ready: proxy "
 TARGET_MS = 100.0
-
-
-def start_platform(home: str) -> tuple[subprocess.Popen[str], dict[str, str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
-    env.update(
-        MICRO_HOME=home,
-        MICRO_PROXY_ADDRESS="127.0.0.1:0",
-        MICRO_API_ADDRESS="127.0.0.1:0",
-        MICRO_WEB_ADDRESS="127.0.0.1:0",
-        MICRO_GRPC_ADDRESS="off",
-        MICRO_ADMIN_PASSWORD="bench",
-        MICRO_LOG_LEVEL="warning",
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "micro", "server"], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert server.stdout is not None
-    for line in server.stdout:
-        if line.startswith(READY):
-            words = line[len(READY) :].split()
-            env["MICRO_PROXY"] = words[0]
-            edges = dict(zip(words[1::2], words[2::2], strict=False))
-            break
-    else:
-        raise RuntimeError("micro server exited before it was ready")
-    subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
-    for args in (
-        ["login", "--username", "admin", "--password", "bench"],
-        ["run", str(ROOT / "examples" / "helloworld")],
-    ):
-        subprocess.run(
-            [sys.executable, "-m", "micro", *args], env=env, check=True, capture_output=True
-        )
-    return server, env, edges
-
-
-async def register_many(env: dict[str, str], count: int) -> None:
-    os.environ.update(env)
-    from micro.client import new_client
-    from micro.registry.base import Endpoint, Node, Service
-    from micro.registry.client import RPCRegistry
-    from micro.settings import load
-
-    client = new_client(load(), via_proxy=True)
-    registry = RPCRegistry(client)
-    try:
-        room = asyncio.Semaphore(64)
-
-        async def one(i: int) -> None:
-            async with room:
-                await registry.register(
-                    Service(
-                        name=f"filler{i:04d}",
-                        endpoints=[Endpoint(name=f"Filler{i:04d}.Call")],
-                        nodes=[Node(id=f"filler{i:04d}-1", address=f"127.0.0.1:{20000 + i}")],
-                    ),
-                    ttl=3600,
-                )
-
-        await asyncio.gather(*(one(i) for i in range(count)))
-    finally:
-        await client.close()
 
 
 def timed(session: requests.Session, url: str, count: int) -> list[float]:
@@ -112,6 +48,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args()
     server, env, edges = start_platform(tempfile.mkdtemp(prefix="micro-bench-web-"))
+    micro(env, "run", str(ROOT / "examples" / "helloworld"))
     web, api = f"http://{edges['web']}", f"http://{edges['api']}"
     try:
         asyncio.run(register_many(env, args.services))
