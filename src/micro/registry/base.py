@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final, Literal
 
 import msgspec
 
+from micro import errors
 from micro.watch import Subscription
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "Result",
     "Service",
     "Watcher",
+    "check_registration",
+    "check_service",
 ]
 
 DEFAULT_DOMAIN: Final = "micro"
@@ -125,3 +128,21 @@ class Registry(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most implementations hold nothing
         """Release what the implementation holds."""
+
+
+def check_service(service: Service, domain: str) -> None:
+    """What every implementation refuses to register or deregister: a service without a
+    name, or the wildcard (or empty) domain."""
+    if not service.name:
+        raise errors.BadRequest("registry.Registry", "service name is empty")
+    if not domain or domain == WILDCARD_DOMAIN:
+        raise errors.BadRequest("registry.Registry", f"cannot register in domain {domain!r}")
+
+
+def check_registration(service: Service, ttl: float | None, domain: str) -> None:
+    """:func:`check_service`, and a registration needs a node and a positive TTL (if any)."""
+    check_service(service, domain)
+    if not service.nodes:
+        raise errors.BadRequest("registry.Registry.Register", "a service needs at least one node")
+    if ttl is not None and not ttl > 0:  # NaN too
+        raise errors.BadRequest("registry.Registry.Register", "ttl must be positive")

@@ -51,6 +51,8 @@ from micro.registry.base import (
     Result,
     Service,
     Watcher,
+    check_registration,
+    check_service,
 )
 
 if TYPE_CHECKING:
@@ -122,13 +124,6 @@ def _segment(name: str) -> str:
     return quote(name, safe="")
 
 
-def _check_service(service: Service, domain: str) -> None:
-    if not service.name:
-        raise errors.BadRequest("registry.Registry", "service name is empty")
-    if not domain or domain == WILDCARD_DOMAIN:
-        raise errors.BadRequest("registry.Registry", f"cannot register in domain {domain!r}")
-
-
 class EtcdRegistry(Registry):
     """Registrations in etcd at ``address`` (``http://host:2379``, several comma-separated).
 
@@ -174,13 +169,7 @@ class EtcdRegistry(Registry):
     async def register(
         self, service: Service, *, ttl: float | None = None, domain: str = DEFAULT_DOMAIN
     ) -> None:
-        _check_service(service, domain)
-        if not service.nodes:
-            raise errors.BadRequest(
-                "registry.Registry.Register", "a service needs at least one node"
-            )
-        if ttl is not None and not ttl > 0:  # NaN too
-            raise errors.BadRequest("registry.Registry.Register", "ttl must be positive")
+        check_registration(service, ttl, domain)
         nodes = {node.id: node for node in service.nodes}  # one put per key in a txn
         puts = {
             self._key(domain, service, node_id): _encode(
@@ -202,7 +191,7 @@ class EtcdRegistry(Registry):
         await self._retire(list(puts), lease)
 
     async def deregister(self, service: Service, *, domain: str = DEFAULT_DOMAIN) -> None:
-        _check_service(service, domain)
+        check_service(service, domain)
         keys = list(dict.fromkeys(self._key(domain, service, node.id) for node in service.nodes))
         if not keys:
             return

@@ -21,6 +21,8 @@ from micro.registry.base import (
     Result,
     Service,
     Watcher,
+    check_registration,
+    check_service,
 )
 
 __all__ = ["MemoryRegistry"]
@@ -99,13 +101,7 @@ class MemoryRegistry(Registry):
     async def register(
         self, service: Service, *, ttl: float | None = None, domain: str = DEFAULT_DOMAIN
     ) -> None:
-        _check_service(service, domain)
-        if not service.nodes:
-            raise errors.BadRequest(
-                "registry.Registry.Register", "a service needs at least one node"
-            )
-        if ttl is not None and ttl <= 0:
-            raise errors.BadRequest("registry.Registry.Register", "ttl must be positive")
+        check_registration(service, ttl, domain)
         expiry = time.monotonic() + ttl if ttl else float("inf")
         versions = self._domains.setdefault(domain, {}).setdefault(service.name, {})
         record = versions.get(service.version)
@@ -128,7 +124,7 @@ class MemoryRegistry(Registry):
             self._notify(domain, action, record.live(time.monotonic()))
 
     async def deregister(self, service: Service, *, domain: str = DEFAULT_DOMAIN) -> None:
-        _check_service(service, domain)
+        check_service(service, domain)
         versions = self._domains.get(domain, {}).get(service.name)
         record = versions.get(service.version) if versions else None
         if record is None or versions is None:
@@ -235,10 +231,3 @@ class MemoryRegistry(Registry):
                     for nid in expired:
                         del record.nodes[nid]
                     self._settle(domain, name, versions, record, before)
-
-
-def _check_service(service: Service, domain: str) -> None:
-    if not service.name:
-        raise errors.BadRequest("registry.Registry", "service name is empty")
-    if not domain or domain == WILDCARD_DOMAIN:
-        raise errors.BadRequest("registry.Registry", f"cannot register in domain {domain!r}")
