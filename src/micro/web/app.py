@@ -185,16 +185,10 @@ async def home(request: Request) -> Response:
 
 
 def _page_routes() -> list[BaseRoute]:
-    found: list[BaseRoute] = []
+    routes: list[BaseRoute] = []
     for name in PAGES:
-        try:
-            module = importlib.import_module(f"micro.web.pages.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"micro.web.pages.{name}":
-                continue
-            raise
-        found.extend(module.ROUTES)
-    return found
+        routes.extend(importlib.import_module(f"micro.web.pages.{name}").ROUTES)
+    return routes
 
 
 def create_app(upstream: Upstream, routes: Routes, *, secure: bool = False) -> Starlette:
