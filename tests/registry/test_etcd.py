@@ -10,10 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -21,7 +17,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests._support import backend_missing, free_port, http
+from tests._backends import Etcd, running
+from tests._support import free_port, http
 
 from micro import errors
 from micro.registry.base import Node, Result, Service
@@ -30,118 +27,12 @@ from micro.registry.testing import RegistrySuite
 from micro.server import plugins
 from micro.settings import Settings
 
-_INSTALL_TIMEOUT = 600
-_START_TIMEOUT = 30.0
-
-
-def _apt_install() -> str:
-    """Install Debian's etcd-server (as root, with apt-get); why not, or ``""``."""
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "etcd-server"]
-    for command in (install, ["apt-get", "update", "-q"], install):
-        try:
-            done = subprocess.run(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_INSTALL_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return f"{' '.join(command)} took over {_INSTALL_TIMEOUT} s"
-        if done.returncode == 0 and command is install:
-            return ""
-    return f"apt-get install etcd-server failed: {done.stderr.strip()[-300:]}"
-
-
-def _etcd_binary() -> str:
-    """The etcd binary, installed first where we may; else skip (fail in CI) with why."""
-    found = shutil.which("etcd")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        backend_missing("etcd is not installed (Debian: apt-get install etcd-server)")
-    reason = _apt_install()
-    found = shutil.which("etcd")
-    if not found:
-        backend_missing(f"etcd is not installed and could not be: {reason or 'no etcd after'}")
-    return found
-
-
-class _Etcd:
-    """A one-member etcd on loopback; fast timings so 1 s leases and quick elections work."""
-
-    def __init__(self, binary: str, data_dir: Path) -> None:
-        self.binary = binary
-        self.data_dir = data_dir
-        self.log = data_dir.with_suffix(".log")
-        self.client_port, self.peer_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--name=default",
-                    f"--data-dir={self.data_dir}",
-                    f"--listen-client-urls={self.url}",
-                    f"--advertise-client-urls={self.url}",
-                    f"--listen-peer-urls={peer}",
-                    f"--initial-advertise-peer-urls={peer}",
-                    f"--initial-cluster=default={peer}",
-                    "--heartbeat-interval=10",
-                    "--election-timeout=100",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                break
-            try:
-                status, _, body = http("GET", f"{self.url}/health", timeout=2)
-            except OSError:
-                status, body = 0, b""
-            if status == 200 and b'"true"' in body:
-                return
-            time.sleep(0.1)
-        tail = self.log.read_text(errors="replace")[-2000:]
-        pytest.fail(f"etcd at {self.url} did not become healthy:\n{tail}", pytrace=False)
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-        self._process = None
-
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Etcd]:
+def etcd() -> Iterator[Etcd]:
     """One etcd for the module's tests (each uses its own prefix)."""
-    server = _Etcd(_etcd_binary(), tmp_path_factory.mktemp("etcd") / "data")
-    server.start()
-    yield server
-    server.stop()
+    with running(Etcd.create()) as server:
+        yield server
 
 
 def _prefix() -> str:
@@ -163,14 +54,14 @@ def _summary(result: Result) -> tuple[str, str, list[str]]:
 
 class TestEtcdRegistry(RegistrySuite):
     @pytest.fixture
-    async def registry(self, etcd: _Etcd) -> AsyncIterator[EtcdRegistry]:
+    async def registry(self, etcd: Etcd) -> AsyncIterator[EtcdRegistry]:
         registry = EtcdRegistry(etcd.url, prefix=_prefix())
         yield registry
         await registry.close()
 
 
 @pytest.fixture
-async def pair(etcd: _Etcd) -> AsyncIterator[tuple[EtcdRegistry, EtcdRegistry]]:
+async def pair(etcd: Etcd) -> AsyncIterator[tuple[EtcdRegistry, EtcdRegistry]]:
     """Two clients of one etcd under one prefix, as two servers of a cluster."""
     prefix = _prefix()
     one, two = EtcdRegistry(etcd.url, prefix=prefix), EtcdRegistry(etcd.url, prefix=prefix)
@@ -244,7 +135,7 @@ async def test_an_unreachable_etcd_is_a_clear_503() -> None:
         await registry.close()
 
 
-async def test_two_prefixes_do_not_see_each_other(etcd: _Etcd) -> None:
+async def test_two_prefixes_do_not_see_each_other(etcd: Etcd) -> None:
     one = EtcdRegistry(etcd.url, prefix=_prefix())
     two = EtcdRegistry(etcd.url, prefix=_prefix())
     try:
@@ -264,24 +155,22 @@ async def test_two_prefixes_do_not_see_each_other(etcd: _Etcd) -> None:
         await two.close()
 
 
-async def test_a_watch_lives_through_an_etcd_restart(tmp_path: Path) -> None:
-    server = _Etcd(_etcd_binary(), tmp_path / "data")
-    server.start()
-    registry = EtcdRegistry(server.url, prefix=_prefix(), connect_timeout=1)
-    try:
-        async with registry.watch() as watcher:
-            await registry.register(_service("before", "n1"))
-            async with asyncio.timeout(10):
-                assert _summary(await watcher.next()) == ("create", "before", ["n1"])
-            await asyncio.to_thread(server.stop)
-            await asyncio.to_thread(server.start)  # same ports, same data
-            await registry.register(_service("after", "n1"))
-            async with asyncio.timeout(30):
-                result = await watcher.next()
-        assert _summary(result) == ("create", "after", ["n1"])
-    finally:
-        await registry.close()
-        server.stop()
+async def test_a_watch_lives_through_an_etcd_restart() -> None:
+    with running(Etcd.create()) as server:
+        registry = EtcdRegistry(server.url, prefix=_prefix(), connect_timeout=1)
+        try:
+            async with registry.watch() as watcher:
+                await registry.register(_service("before", "n1"))
+                async with asyncio.timeout(10):
+                    assert _summary(await watcher.next()) == ("create", "before", ["n1"])
+                await asyncio.to_thread(server.stop)
+                await asyncio.to_thread(server.start)  # same ports, same data
+                await registry.register(_service("after", "n1"))
+                async with asyncio.timeout(30):
+                    result = await watcher.next()
+            assert _summary(result) == ("create", "after", ["n1"])
+        finally:
+            await registry.close()
 
 
 def _put_compact(url: str, prefix: str, service: Service) -> None:
@@ -304,7 +193,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-async def test_a_watch_behind_a_compaction_reads_again(etcd: _Etcd) -> None:
+async def test_a_watch_behind_a_compaction_reads_again(etcd: Etcd) -> None:
     prefix = _prefix()
     registry = EtcdRegistry(etcd.url, prefix=prefix)
     try:
@@ -319,7 +208,7 @@ async def test_a_watch_behind_a_compaction_reads_again(etcd: _Etcd) -> None:
         await registry.close()
 
 
-async def test_the_plugin_reads_its_address_and_prefix(etcd: _Etcd, tmp_path: Path) -> None:
+async def test_the_plugin_reads_its_address_and_prefix(etcd: Etcd, tmp_path: Path) -> None:
     prefix = _prefix()
     settings = Settings(home=tmp_path, registry_address=etcd.url, backend_prefix=prefix)
     registry = plugins.create("registry", "etcd", settings)

@@ -122,13 +122,19 @@ class NatsBroker(Broker):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NatsBroker:
-        """The server's broker, at ``MICRO_BROKER_ADDRESS`` (default ``nats://127.0.0.1:4222``)."""
+        """The server's broker, at ``MICRO_BROKER_ADDRESS`` (default ``nats://127.0.0.1:4222``).
+
+        Its subjects start ``<MICRO_PREFIX>.broker``: under the platform's prefix, so
+        platforms sharing a NATS do not hear each other, and apart from the event
+        stream's ``<MICRO_PREFIX>.<namespace>.<topic>``, which a broker message to a topic
+        of the same name would otherwise land in, as a stored event.
+        """
         address = settings.broker_address or "nats://127.0.0.1:4222"
         if not address.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ValueError(
                 f"the nats broker needs MICRO_BROKER_ADDRESS=nats://host:4222 (got {redact(address)!r})"
             )
-        return cls(address)
+        return cls(address, prefix=f"{settings.backend_prefix}.broker")
 
     def __repr__(self) -> str:
         return f"NatsBroker({redact(self.address)!r}, prefix={self.prefix!r})"
@@ -162,8 +168,18 @@ class NatsBroker(Broker):
         return errors.InternalServerError("broker", f"{where}: {type(exc).__name__}: {exc}")
 
     async def _connection(self) -> NatsClient:
+        """The connection, made first if need be. While a lost one is being re-made this
+        fails at once: nats-py would buffer a publish and send it once reconnected, so
+        a message said to be sent while NATS was away would arrive after it came back,
+        to subscribers of that later moment, and a subscribe would wait out its flush."""
         nc = self._nc
         if nc is not None and not nc.is_closed:
+            if not nc.is_connected:
+                raise errors.ServiceUnavailable(
+                    "broker",
+                    f"NATS broker at {redact(self.address)} is unreachable: "
+                    "lost the connection, reconnecting",
+                )
             return nc
         if self._closed:
             raise errors.ServiceUnavailable("broker", "the NATS broker is closed")

@@ -41,7 +41,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from micro import errors
 from micro.events._checks import (
@@ -82,6 +82,8 @@ from micro.events._nats_consumer import (
 )
 
 __all__ = ["NatsStream"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("micro.events")
 
@@ -131,6 +133,8 @@ class NatsStream(Stream):
         self._js: Any = None
         self._jsm: Any = None
         self._opening: asyncio.Lock | None = None
+        self._waiting: dict[asyncio.Task[Any], bool] = {}
+        """Tasks awaiting an answer from NATS (see :meth:`_answer`)."""
         self._closed = False
         self._streams: set[str] = set()
         self._consumers: set[_NatsConsumer] = set()
@@ -185,7 +189,17 @@ class NatsStream(Stream):
     # ------------------------------------------------------------------ connections
 
     async def _connect(self) -> Any:
+        """JetStream, connecting first if need be. While a lost connection is being
+        re-made this fails at once: nats-py would buffer the request and send it once
+        reconnected, so a publish would time out for its caller (an error) and yet be
+        stored later, and every call would hang for the whole timeout."""
         if self._js is not None:
+            if not self._nc.is_connected:
+                raise errors.ServiceUnavailable(
+                    "events",
+                    f"NATS JetStream at {redact(self.address)} is not reachable: "
+                    "lost the connection, reconnecting",
+                )
             return self._js
         if self._closed:
             raise errors.ServiceUnavailable("events", f"{self!r} is closed")
@@ -201,6 +215,10 @@ class NatsStream(Stream):
 
                 async def on_disconnect() -> None:
                     log.info("NATS events: disconnected from %s", redact(self.address))
+                    for task in self._waiting:
+                        if not self._waiting[task]:
+                            self._waiting[task] = True
+                            task.cancel()
 
                 async def on_reconnect() -> None:
                     log.info("NATS events: reconnected to %s", redact(self.address))
@@ -232,6 +250,28 @@ class NatsStream(Stream):
                 self._js = nc.jetstream(timeout=self._timeout)
         return self._js
 
+    async def _answer(self, doing: str, request: Awaitable[T]) -> T:
+        """Await a request to NATS, failing it at once, naming NATS, if the connection
+        drops before the answer comes. nats-py would let it wait out its whole timeout
+        (as long as the caller's own deadline, so the caller would only learn that its
+        call timed out), though no answer can come on a dead connection."""
+        task = asyncio.current_task()
+        if task is None:
+            return await request
+        self._waiting[task] = False  # set True (and the task cancelled) on a drop
+        try:
+            return await request
+        except asyncio.CancelledError:
+            if self._waiting.get(task) and task.uncancel() == 0:
+                raise errors.ServiceUnavailable(
+                    "events",
+                    f"NATS JetStream at {redact(self.address)} is not reachable: lost the "
+                    f"connection while {doing}",
+                ) from None
+            raise
+        finally:
+            self._waiting.pop(task, None)
+
     async def close(self) -> None:
         """Stop every consumer and close the connection."""
         self._closed = True
@@ -251,9 +291,9 @@ class NatsStream(Stream):
     async def _ensure(self, namespace: str, topic: str) -> str:
         """The topic's stream, made (or brought to this stream's retention) if needed."""
         name = self._stream_name(namespace, topic)
+        await self._connect()
         if name in self._streams:
             return name
-        await self._connect()
         config = api.StreamConfig(
             name=name,
             subjects=[self._subject(namespace, topic)],
@@ -282,7 +322,7 @@ class NatsStream(Stream):
         """The stream's info, None when there is none."""
         await self._connect()
         try:
-            return await self._jsm.stream_info(name)
+            return await self._answer("reading the topic", self._jsm.stream_info(name))
         except js_errors.NotFoundError:
             self._streams.discard(name)
             return None
@@ -322,7 +362,12 @@ class NatsStream(Stream):
         for attempt in (1, 2):
             name = await self._ensure(namespace, topic)
             try:
-                ack = await self._js.publish(subject, payload, headers=headers)
+                # A publish whose connection drops may still have been stored: the
+                # caller learns at once that the outcome is unknown.
+                ack = await self._answer(
+                    "publishing (the event may have been stored)",
+                    self._js.publish(subject, payload, headers=headers),
+                )
             except (js_errors.NoStreamResponseError, nats_errors.NoRespondersError) as exc:
                 self._streams.discard(name)  # deleted meanwhile: make it again, once
                 if attempt == 2:

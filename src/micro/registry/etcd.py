@@ -19,7 +19,8 @@ A watcher reads its key range, then follows etcd's watch from just after that re
 (so nothing falls between the two), keeps the state of the range, and turns each
 revision's events into create / update / delete of the versions they touch. A broken
 stream is resumed from the last revision seen; if etcd compacted that revision away
-meanwhile, the range is read again and the difference reported.
+meanwhile, or came back with an older history (its data lost or restored), the range is
+read again and the difference reported.
 
 The etcd client is ours (:mod:`micro.registry._etcd_client`, HTTP/1.1 to etcd's JSON
 gateway); :meth:`EtcdRegistry._failure` is the one place its errors become micro errors.
@@ -369,6 +370,19 @@ class _EtcdWatcher(Watcher):
                 stream = self._owner._client.watch(self._prefix.encode(), self._revision + 1)
                 async with contextlib.aclosing(stream):
                     async for message in stream:
+                        if message.created and 0 < message.header.revision < self._revision:
+                            # etcd is behind what we saw (started afresh, or restored from
+                            # a backup): a watch from our revision would see nothing until
+                            # etcd's caught up, and the keys it lost are never deleted.
+                            log.warning(
+                                "%r: etcd is back at revision %d, before %d; reading again",
+                                self._owner,
+                                message.header.revision,
+                                self._revision,
+                            )
+                            revision, entries = await self._owner._read(self._prefix)
+                            self._load(revision, entries, report=True)
+                            break
                         if message.canceled:  # compacted past our revision, or etcd ended it
                             log.info(
                                 "%r: watch canceled by etcd (%s); reading again",

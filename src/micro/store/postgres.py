@@ -81,6 +81,23 @@ _STALE = (
 )
 
 
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a whole traceback each time it fails to restore its floor of
+    connections, which it retries with a backoff for as long as PostgreSQL is away: an
+    expected condition, so a server's log gets the one line with the reason instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and str(record.msg).startswith("Failed to restore the pool"):
+            reason = str(exc) or type(exc).__name__
+            record.msg = f"PostgreSQL store: {record.getMessage()}: {reason}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLine())
+
+
 def _left(seconds: float | None) -> float:
     return 0.0 if seconds is None else max(seconds, 0.001)
 
