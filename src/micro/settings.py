@@ -7,7 +7,9 @@ variables, so a flag and its variable can never disagree.
 from __future__ import annotations
 
 import os
+import re
 import ssl
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,15 @@ def _pid(environ: Mapping[str, str], key: str) -> int | None:
     if not raw.isdigit():
         raise ValueError(f"{key}={raw!r} is not a process id")
     return int(raw)
+
+
+def _replica(environ: Mapping[str, str]) -> str:
+    raw = environ.get("MICRO_REPLICA", "").strip()
+    if not raw:
+        return uuid.uuid4().hex[:12]
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", raw):
+        raise ValueError(f"MICRO_REPLICA={raw!r}: use 1 to 32 letters, digits or '_'")
+    return raw
 
 
 def home(environ: Mapping[str, str] | None = None) -> Path:
@@ -87,6 +98,12 @@ class Settings:
     service stops if that server goes away."""
     register_ttl: float = 90.0
     register_interval: float = 30.0
+    replica: str = "server"
+    """``MICRO_REPLICA``: this server's name among the replicas sharing one set of
+    backends (default: random per start). Its core services register under it."""
+    replica_ttl: float = 10.0
+    """``MICRO_REPLICA_TTL``: how long a replica that stopped answering counts as alive;
+    after that another replica adopts the services it ran."""
     registry: str | None = None
     registry_address: str | None = None
     store: str | None = None
@@ -159,6 +176,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         runtime_parent=_pid(env, "MICRO_RUNTIME_PARENT"),
         register_ttl=_float(env, "MICRO_REGISTER_TTL", 90.0),
         register_interval=_float(env, "MICRO_REGISTER_INTERVAL", 30.0),
+        replica=_replica(env),
+        replica_ttl=_float(env, "MICRO_REPLICA_TTL", 10.0),
         registry=get("MICRO_REGISTRY"),
         registry_address=get("MICRO_REGISTRY_ADDRESS"),
         store=get("MICRO_STORE"),

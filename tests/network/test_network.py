@@ -55,7 +55,7 @@ def test_routes_two_instances_two_routes(hello: MicroServerProcess) -> None:
         assert service == "helloworld"
         assert re.fullmatch(r"127\.0\.0\.1:\d+", address)
         assert (gateway, network, metric, link) == ("n/a", "micro", "1", "local")
-        assert re.fullmatch(r"network-\d+", router)
+        assert re.fullmatch(r"network-\w+", router)
     everything = rows(ok(hello.micro("network", "routes")))[1:]
     assert {"helloworld", "registry", "network"} <= {row[0] for row in everything}
     assert ok(hello.micro("network", "routes", "--service", "nosuch")) == ""

@@ -100,7 +100,7 @@ def test_unknown_block_is_a_clear_error(tmp_path: Path) -> None:
     ("variable", "value", "message"),
     [
         ("MICRO_REGISTRY", "bogus", "Unknown registry plugin 'bogus'; known: etcd, memory, rpc"),
-        ("MICRO_PROFILE", "nope", "Unknown profile 'nope'; known: local, test"),
+        ("MICRO_PROFILE", "nope", "Unknown profile 'nope'; known: cluster, local, test"),
     ],
 )
 def test_unknown_plugin_or_profile_names_the_known_ones(

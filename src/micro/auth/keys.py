@@ -185,6 +185,12 @@ class KeyPair:
             private = _write_new_key(path)
         return cls(private.public_key(), private)
 
+    def private_pem(self) -> bytes:
+        """The private key as PEM (PKCS8), to hand to other replicas; it must sign."""
+        if self._private is None:
+            raise ValueError("this key pair has no private key")
+        return _private_pem(self._private)
+
     @property
     def can_sign(self) -> bool:
         """True when this pair holds the private key."""

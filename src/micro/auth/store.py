@@ -10,7 +10,9 @@ Keys, as in Micro (``<ns>`` = namespace)::
 
 Secrets and refresh tokens are never stored or logged in clear. Refresh tokens live
 ``refresh_expiry`` seconds from their last use. Account writes of one namespace are
-serialised in this process; watchers of rules hear of changes made in this process.
+serialised in this process; watchers of rules hear of changes made in this process, and,
+through :class:`~micro.peers.Peers`, in the other replicas of a cluster. Login throttling
+counts per replica.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from micro.auth._rulebook import RuleBook
 from micro.auth._throttle import Throttle
 from micro.auth.base import ADMIN_SCOPE, Account, Auth, Rule, RulesWatcher, Token
 from micro.auth.keys import KeyPair
+from micro.peers import Peers
 from micro.store.base import Store
 
 __all__ = ["REFRESH_EXPIRY", "StoreAuth"]
@@ -49,7 +52,8 @@ class StoreAuth(Auth):
     """Accounts, tokens and rules kept on any :class:`~micro.store.base.Store`.
 
     ``keys`` must be able to sign. ``hasher`` defaults to argon2-cffi's recommended
-    parameters; ``clock`` (unix seconds) is for tests that move time.
+    parameters; ``clock`` (unix seconds) is for tests that move time. ``peers`` carries
+    rule changes to and from the other replicas of a cluster, whose doors cache rules.
     """
 
     name = "store"
@@ -64,6 +68,7 @@ class StoreAuth(Auth):
         hasher: PasswordHasher | None = None,
         refresh_expiry: float = REFRESH_EXPIRY,
         clock: Callable[[], float] = time.time,
+        peers: Peers | None = None,
     ) -> None:
         if not keys.can_sign:
             raise ValueError("StoreAuth needs a key pair with its private key")
@@ -75,6 +80,9 @@ class StoreAuth(Auth):
         self._locks: dict[str, asyncio.Lock] = {}
         self._book = AccountBook(store, database, table)
         self._rules = RuleBook(store, database, table)
+        self._peers = peers
+        if peers is not None:  # rules changed on another replica: this one's doors reload
+            peers.listen("rules", self._rules.hub.notify)
 
     def _lock(self, namespace: str) -> asyncio.Lock:
         return self._locks.setdefault(namespace, asyncio.Lock())
@@ -265,9 +273,15 @@ class StoreAuth(Auth):
 
     async def grant(self, rule: Rule, *, namespace: str = "micro") -> None:
         await self._rules.create(rule, namespace)
+        await self._announce_rules(namespace)
 
     async def revoke_rule(self, id: str, *, namespace: str = "micro") -> None:
         await self._rules.delete(id, namespace)
+        await self._announce_rules(namespace)
+
+    async def _announce_rules(self, namespace: str) -> None:
+        if self._peers is not None:
+            await self._peers.announce("rules", namespace)
 
     async def rules(self, *, namespace: str = "micro") -> builtins.list[Rule]:
         return await self._rules.list(namespace)
@@ -277,4 +291,6 @@ class StoreAuth(Auth):
 
     async def close(self) -> None:
         """End every rule watcher (so watch streams let a server stop at once)."""
+        if self._peers is not None:
+            await self._peers.close()
         self._rules.hub.close()

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "micro.cli.call",
         "call",
     ),
+    "cluster": ("micro.cli.cluster", "cluster"),
     "config": ("micro.cli.config", "config"),
     "debug": ("micro.cli.debug", "debug"),
     "env": ("micro.cli.env", "env"),
@@ -55,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 _HELP: dict[str, str] = {
     "auth": "Manage authentication: accounts, rules and tokens",
     "call": "Call a service endpoint with a JSON request",
+    "cluster": "Settings for running several servers as one platform",
     "config": "Manage configuration values: get, set, del",
     "debug": "Debug a service: health",
     "env": "Get, set, add or delete environments",

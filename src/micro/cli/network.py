@@ -4,7 +4,7 @@ Answers come from the ``network`` service, about the CLI's namespace only::
 
     $ micro network routes --service helloworld
     SERVICE     ADDRESS          GATEWAY  ROUTER         NETWORK  METRIC  LINK
-    helloworld  127.0.0.1:40123  n/a      network-4242   micro    1       local
+    helloworld  127.0.0.1:40123  n/a      network-r0     micro    1       local
 
 Empty cells read ``n/a`` (as ``micro auth list accounts`` does), so every row splits into
 the same columns; an empty answer prints nothing.

@@ -310,6 +310,10 @@ def _status_row(svc: Service) -> list[str]:
     shown = [f"owner={meta.get('owner', 'n/a')}", f"group={meta.get('group', 'n/a')}"]
     if svc.instances > 1:
         shown.append(f"instances={svc.instances}")
+    if meta.get("replica"):
+        shown.append(f"replica={meta['replica']}")
+    if svc.status == "pending" and meta.get("progress"):
+        shown.append(f"note={meta['progress']}")
     if svc.status == "error" and meta.get("error"):
         lines = meta["error"].splitlines()
         shown.append("error=" + " | ".join(lines[:1] + lines[-1:] if len(lines) > 1 else lines))
@@ -382,7 +386,7 @@ def logs(service: str, follow: bool, lines: int, output: str, version_opt: str) 
                         )
                     else:
                         click.echo(record.message)
-        except errors.NotFound:
-            raise CliError("Service not found", 4) from None
+        except errors.NotFound as exc:
+            raise CliError(exc.detail or "Service not found", 4) from None
 
     run_with_client(body)

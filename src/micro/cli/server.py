@@ -25,16 +25,25 @@ __all__ = ["server", "service"]
     envvar="MICRO_PROFILE",
     default="local",
     show_default=True,
-    help="Named wiring of backends: local or test.",
+    help="Named wiring of backends: local, cluster or test.",
 )
-@click.option("--registry", envvar="MICRO_REGISTRY", help="Registry plugin (memory).")
+@click.option("--registry", envvar="MICRO_REGISTRY", help="Registry plugin: memory, etcd.")
+@click.option(
+    "--registry_address", envvar="MICRO_REGISTRY_ADDRESS", help="etcd URL (http://host:2379)."
+)
 @click.option(
     "--store", envvar="MICRO_STORE", help="Store plugin: sqlite, memory, postgres, redis."
 )
 @click.option(
     "--store_address",
     envvar="MICRO_STORE_ADDRESS",
-    help="Store backend URL (postgresql://, redis://).",
+    help="Store backend URL (postgresql://, redis://); config and auth live there too.",
+)
+@click.option("--broker", envvar="MICRO_BROKER", help="Broker plugin: memory, nats, redis.")
+@click.option("--broker_address", envvar="MICRO_BROKER_ADDRESS", help="Broker URL (nats://).")
+@click.option("--events", envvar="MICRO_EVENTS", help="Events plugin: sqlite, memory, nats, redis.")
+@click.option(
+    "--events_address", envvar="MICRO_EVENTS_ADDRESS", help="Events URL (nats:// JetStream)."
 )
 @click.option(
     "--tls_cert_file",
@@ -48,8 +57,13 @@ def server(
     proxy_address: str,
     profile: str,
     registry: str | None,
+    registry_address: str | None,
     store: str | None,
     store_address: str | None,
+    broker: str | None,
+    broker_address: str | None,
+    events: str | None,
+    events_address: str | None,
     tls_cert_file: str | None,
     tls_key_file: str | None,
 ) -> None:
@@ -62,8 +76,13 @@ def server(
     os.environ["MICRO_PROFILE"] = profile
     for key, value in (
         ("MICRO_REGISTRY", registry),
+        ("MICRO_REGISTRY_ADDRESS", registry_address),
         ("MICRO_STORE", store),
         ("MICRO_STORE_ADDRESS", store_address),
+        ("MICRO_BROKER", broker),
+        ("MICRO_BROKER_ADDRESS", broker_address),
+        ("MICRO_EVENTS", events),
+        ("MICRO_EVENTS_ADDRESS", events_address),
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
     ):

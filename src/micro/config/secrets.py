@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from micro.config.base import SecretError
 from micro.settings import Settings, load
 
-__all__ = ["KEY_FILE", "SecretBox", "load_key"]
+__all__ = ["KEY_FILE", "SecretBox", "load_key", "new_key"]
 
 KEY_FILE = "config_secret_key"
 """The generated key's file name under ``MICRO_HOME``."""
@@ -58,8 +58,13 @@ def load_key(settings: Settings | None = None) -> bytes:
     return _create_key(path)
 
 
+def new_key() -> bytes:
+    """A fresh random secret key."""
+    return os.urandom(_KEY_BYTES)
+
+
 def _create_key(path: Path) -> bytes:
-    key = os.urandom(_KEY_BYTES)
+    key = new_key()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -7,9 +7,10 @@ counter bumped by every change, which readers use to order what they hear.
 
 Writes to a namespace are serialised in this process (read, change, write under one
 lock), so concurrent writes to different paths never lose one another. Watchers are
-told in-process, right after the write, under the same lock; several server processes
-sharing one store would not see each other's changes (and may race), which the embedded
-profile never does.
+told in-process, right after the write, under the same lock. Replicas sharing one store
+tell each other through :class:`~micro.peers.Peers`: a replica that hears of a change
+re-reads the namespace and tells its own watchers. Two replicas writing the same
+namespace at the same instant may still race (the store has no compare-and-set).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from micro.config.base import (
     split_path,
 )
 from micro.config.secrets import SecretBox
+from micro.peers import Peers
 from micro.store.base import Record, Store
 
 __all__ = ["StoreConfig"]
@@ -56,6 +58,7 @@ class StoreConfig(Config):
 
     ``secrets`` seals and opens secret values; without it, writing or revealing a secret
     is a :class:`~micro.config.base.SecretError` (reading them masked still works).
+    ``peers`` carries change notices to and from the other replicas of a cluster.
     """
 
     name = "store"
@@ -67,8 +70,12 @@ class StoreConfig(Config):
         secrets: SecretBox | None = None,
         database: str = "micro",
         table: str = "config",
+        peers: Peers | None = None,
     ) -> None:
         self._store = store
+        self._peers = peers
+        if peers is not None:
+            peers.listen("config", self._heard)
         self._secrets = secrets
         self._database = database
         self._table = table
@@ -117,6 +124,8 @@ class StoreConfig(Config):
         """End every watcher (and refuse new ones), so watch streams let a server stop
         at once; reads and writes still work."""
         self._closed = True
+        if self._peers is not None:
+            await self._peers.close()
         for watchers in list(self._watchers.values()):
             for watcher in list(watchers):
                 await watcher.stop()
@@ -157,6 +166,8 @@ class StoreConfig(Config):
                 "over the store's limit; nothing was changed",
             ) from None
         self._notify(namespace, tree, revision)
+        if self._peers is not None:
+            await self._peers.announce("config", namespace)
 
     # -- secrets and values ---------------------------------------------------------------
 
@@ -198,6 +209,14 @@ class StoreConfig(Config):
             watchers.discard(watcher)
             if not watchers:
                 del self._watchers[watcher.namespace]
+
+    async def _heard(self, namespace: str) -> None:
+        """Another replica changed ``namespace``: tell this replica's watchers of it."""
+        if namespace not in self._watchers:
+            return
+        async with self._lock(namespace):
+            tree, revision = await self._read(namespace)
+            self._notify(namespace, tree, revision)
 
     def _notify(self, namespace: str, tree: _tree.Node, revision: int) -> None:
         for watcher in list(self._watchers.get(namespace, ())):

@@ -1,11 +1,23 @@
 """The local runtime: every service instance is a process on this machine.
 
 The desired state (which services should run, from which source, with which
-environment) is kept on the store, in the platform's own table ``runtime`` of database
-``micro``, so a server that restarts, even after SIGKILL, brings back every service that
-should run. Each service gets a service account (``<name>-<version>`` in its namespace,
-scope ``service``) whose secret is kept sealed with the config secret key and handed to
-its processes as ``MICRO_AUTH_ID``/``MICRO_AUTH_SECRET``.
+environment, on which replica) is kept on the store, in the platform's own table
+``runtime`` of database ``micro``, and so are uploaded sources (:mod:`.archives`). Each
+service gets a service account (``<name>-<version>`` in its namespace, scope ``service``)
+whose secret is kept sealed with the config secret key and handed to its processes as
+``MICRO_AUTH_ID``/``MICRO_AUTH_SECRET``.
+
+Replicas sharing one store each run the services they were asked to run (the record
+names its replica). Twice a second each replica *reconciles*: it runs what its records ask
+for, stops what no record gives it any more (killed or taken over through another
+replica), and adopts the services of replicas that are gone: a replica is alive while
+its core services are in the registry, held there by a lease of ``MICRO_REPLICA_TTL``.
+Among the living, one adopter per service is picked by rendezvous hashing, so replicas
+that agree on who is alive never both adopt; if they briefly disagree, the record's last
+writer keeps the service and the other stops its copy at its next round. A lone server is
+the same story with one replica: after a restart it adopts everything its predecessor
+ran. Each replica also keeps every service's status on the store, so ``micro status``
+through any replica shows all of them.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import hashlib
 import logging
 import re
 import shutil
@@ -25,6 +38,8 @@ from micro import errors
 from micro.auth.base import SERVICE_SCOPE, Auth
 from micro.config.secrets import SecretBox
 from micro.registry.base import Registry
+from micro.registry.base import Service as RegistryService
+from micro.runtime import archives
 from micro.runtime.base import LogStream, Runtime, Service
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
@@ -32,6 +47,7 @@ from micro.runtime.source import SourceError, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
+from micro.wire.transport import parse_address
 
 __all__ = ["DATABASE", "TABLE", "LocalRuntime"]
 
@@ -43,6 +59,13 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
 _MAX_INSTANCES: Final = 64
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
+_RECONCILE: Final = 0.5
+"""Seconds between two reconciliations (see the module docstring)."""
+_REPLICAS: Final = "runtime"
+"""The core service whose registered nodes (``runtime-<replica>``) are the live replicas."""
+
+Key = tuple[str, str, str]
+"""A service's identity: (namespace, name, version)."""
 
 
 class _Desired(msgspec.Struct, omit_defaults=True):
@@ -52,10 +75,32 @@ class _Desired(msgspec.Struct, omit_defaults=True):
     account: str = ""
     secret: str = ""
     """The service account's secret, sealed."""
+    replica: str = ""
+    """The replica that runs it."""
+
+
+class _Status(msgspec.Struct, omit_defaults=True):
+    """A service as its replica last described it, for the other replicas to show."""
+
+    service: Service
+    replica: str
+    address: str = ""
+    """The replica's proxy: where to check that it is still there."""
 
 
 def _key(namespace: str, name: str, version: str) -> str:
     return f"service:{namespace}:{name}:{version}"
+
+
+def _status_key(namespace: str, name: str, version: str) -> str:
+    return f"status:{namespace}:{name}:{version}"
+
+
+def _adopter(live: set[str], key: Key) -> str:
+    """The replica among ``live`` that adopts ``key``: the same answer on every replica
+    with the same view, and spread evenly (rendezvous hashing)."""
+    name = "\0".join(key)
+    return max(sorted(live), key=lambda r: hashlib.sha256(f"{r}\0{name}".encode()).digest())
 
 
 def _check(service: Service) -> None:
@@ -86,24 +131,33 @@ class LocalRuntime(Runtime):
         folder: Path,
         *,
         secrets: SecretBox,
+        replica: str = "local",
         grace: float = 10.0,
         restart_limit: int = 5,
         builds: int = 2,
     ) -> None:
         self._store = store
         self._auth = auth
+        self._registry = registry
         self._secrets = secrets
+        self.replica = replica
         self._layout = Layout(folder)
         self.platform = Platform(
             layout=self._layout,
             registry=registry,
             builds=asyncio.Semaphore(builds),
+            replica=replica,
             grace=grace,
             restart_limit=restart_limit,
         )
-        self._running: dict[tuple[str, str, str], Supervisor] = {}
+        self._running: dict[Key, Supervisor] = {}
+        self._published: dict[Key, Service] = {}
+        self._owners: dict[Key, str] = {}
+        """Which replica runs each service, as of the last reconciliation."""
         self._hubs: dict[tuple[str, str], LogHub] = {}
         self._lock = asyncio.Lock()
+        self._loop: asyncio.Task[None] | None = None
+        self._failing = False
 
     @classmethod
     def build(
@@ -116,25 +170,18 @@ class LocalRuntime(Runtime):
             registry,
             settings.home / "server" / "runtime",
             secrets=SecretBox.from_settings(settings),
+            replica=settings.replica,
         )
 
     async def attach(self, proxy: str) -> None:
         """Start serving: services reach the platform at ``proxy``. Processes a killed
-        server left behind are stopped, and every service that should run is started."""
+        server left behind are stopped, and what this replica should run is started."""
         self.platform.proxy = proxy
         left = await asyncio.to_thread(kill_leftovers, self._layout.root / "pids")
         if left:
             log.info("runtime: stopped %d process(es) a previous server left running", left)
-        records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
-        for record in records:
-            try:
-                desired = msgspec.json.decode(record.value, type=_Desired)
-                namespace = record.key.split(":", 2)[1]
-                self._supervise(namespace, desired)
-            except Exception as exc:  # one bad record must not keep the others down
-                log.error("runtime: cannot restore %s: %s", record.key, exc)
-        if records:
-            log.info("runtime: restored %d service(s)", len(records))
+        await self._round()
+        self._loop = asyncio.get_running_loop().create_task(self._reconcile_forever())
 
     # -- Runtime --------------------------------------------------------------------------
 
@@ -142,18 +189,20 @@ class LocalRuntime(Runtime):
         self, service: Service, *, force: bool = False, namespace: str = "micro"
     ) -> Service:
         _check(service)
-        self._check_source(service, namespace)
+        await self._check_source(service, namespace)
         async with self._lock:
-            existing = self._find(namespace, service.name, service.version)
+            key = (namespace, service.name, service.version)
+            current = await self._describe(namespace, service.name, service.version)
             # one that failed is replaced without asking: run it again once it is fixed
-            if any(sup.status not in ("error", "stopped") for sup in existing) and not force:
+            if any(s.status not in ("error", "stopped") for s in current) and not force:
                 raise errors.Conflict(
                     "runtime.Runtime.Create",
                     f"service {service.name} ({service.version}) is already running in "
                     f"namespace {namespace}: use --force to replace it, or micro update",
                 )
-            for sup in existing:
-                await self._remove(sup, keep_source=True)
+            sup = self._running.get(key)
+            if sup is not None:
+                await self._remove(sup, keep_source=True, forget=False)
             account, secret = await self._account(service, namespace)
             desired = _Desired(
                 service=Service(
@@ -166,22 +215,24 @@ class LocalRuntime(Runtime):
                 ),
                 account=account,
                 secret=self._secrets.seal(secret.encode()),
+                replica=self.replica,
             )
             await self._save(namespace, desired)
-            return self._supervise(namespace, desired).describe()
+            return (await self._start(namespace, desired)).describe()
 
     async def read(
         self, *, name: str = "", version: str = "", namespace: str = "micro"
     ) -> builtins.list[Service]:
-        found = [sup.describe() for sup in self._find(namespace, name, version)]
+        found = await self._describe(namespace, name, version)
         return sorted(found, key=lambda s: (s.name, s.version))
 
     async def update(self, service: Service, *, namespace: str = "micro") -> Service:
         async with self._lock:
-            current = self._running.get((namespace, service.name, service.version))
-            if current is None:
-                raise errors.NotFound("runtime.Runtime.Update", "Service not found")
-            old = current.service
+            try:
+                record = await self._load(namespace, service.name, service.version)
+            except errors.NotFound:
+                raise errors.NotFound("runtime.Runtime.Update", "Service not found") from None
+            old = record.service
             merged = Service(
                 name=old.name,
                 version=old.version,
@@ -191,20 +242,33 @@ class LocalRuntime(Runtime):
                 env=service.env or old.env,
             )
             _check(merged)
-            self._check_source(merged, namespace)
-            record = await self._load(namespace, old.name, old.version)
-            await self._remove(current, keep_source=True, forget=False)
-            desired = _Desired(service=merged, account=record.account, secret=record.secret)
+            await self._check_source(merged, namespace)
+            current = self._running.get((namespace, old.name, old.version))
+            if current is not None:
+                await self._remove(current, keep_source=True, forget=False)
+            # updated through this replica, it runs here (its old replica stops its copy)
+            desired = _Desired(
+                service=merged, account=record.account, secret=record.secret, replica=self.replica
+            )
             await self._save(namespace, desired)
-            return self._supervise(namespace, desired).describe()
+            return (await self._start(namespace, desired)).describe()
 
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
         async with self._lock:
-            found = self._find(namespace, name, version)
+            found = [
+                d
+                for d in await self._records(namespace)
+                if d.service.name == name and (not version or d.service.version == version)
+            ]
             if not name or not found:
                 raise errors.NotFound("runtime.Runtime.Delete", "Service not found")
-            for sup in found:
-                await self._remove(sup)
+            for desired in found:
+                svc = desired.service
+                sup = self._running.get((namespace, svc.name, svc.version))
+                if sup is not None:
+                    await self._remove(sup)
+                else:  # another replica runs it: it stops its copy when the record is gone
+                    await self._forget(namespace, svc)
 
     def logs(
         self,
@@ -217,6 +281,17 @@ class LocalRuntime(Runtime):
     ) -> LogStream:
         found = self._find(namespace, name, version)
         if not name or not found:
+            elsewhere = sorted(
+                replica
+                for (ns, n, v), replica in self._owners.items()
+                if ns == namespace and n == name and (not version or v == version)
+            )
+            if name and elsewhere:
+                raise errors.NotFound(
+                    "runtime.Runtime.Logs",
+                    f"service {name} runs on replica {', '.join(elsewhere)}, which keeps its "
+                    "logs: ask that replica (MICRO_PROXY=<its address> micro logs ...)",
+                )
             raise errors.NotFound("runtime.Runtime.Logs", "Service not found")
         backlog = []
         for sup in found:
@@ -232,22 +307,177 @@ class LocalRuntime(Runtime):
             raise errors.BadRequest(
                 "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
             )
+        await archives.save(self._store, namespace, name, version, data)
         path = self._layout.archive(namespace, name, version)
         await asyncio.to_thread(_write_atomic, path, data)
         return f"source://{name}:{version}"
 
     async def close(self) -> None:
-        """Stop every service's processes; what should run stays on the store."""
-        await asyncio.gather(*(sup.stop() for sup in self._running.values()))
-        for hub in self._hubs.values():
-            hub.close()
-        self._running.clear()
+        """Stop every service's processes; what should run stays on the store (another
+        replica adopts it once this one's registration is gone)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        async with self._lock:
+            await asyncio.gather(*(sup.stop() for sup in self._running.values()))
+            for hub in self._hubs.values():
+                hub.close()
+            self._running.clear()
+
+    # -- reconciling ----------------------------------------------------------------------
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_RECONCILE)
+            await self._round()
+
+    async def _round(self) -> None:
+        """One reconciliation; a backend that is down skips it (and says so once)."""
+        try:
+            async with self._lock:
+                await self._reconcile()
+                await self._publish()
+        except errors.MicroError as exc:
+            if not self._failing:
+                log.warning("runtime: cannot reconcile the services to run: %s", exc.detail)
+            self._failing = True
+        except Exception:  # a bug must not end reconciling for good
+            log.exception("runtime: reconciling failed")
+        else:
+            if self._failing:
+                log.info("runtime: reconciling again")
+            self._failing = False
+
+    async def _reconcile(self) -> None:
+        records = await self._all_records()
+        live = await self._live()
+        mine: dict[Key, _Desired] = {}
+        for namespace, desired in records:
+            svc = desired.service
+            key = (namespace, svc.name, svc.version)
+            owner = desired.replica
+            if owner != self.replica:
+                if owner in live or _adopter(live, key) != self.replica:
+                    continue
+                desired.replica = self.replica
+                await self._save(namespace, desired)
+                log.info(
+                    "runtime: adopting %s (%s) of namespace %s from replica %s",
+                    svc.name,
+                    svc.version,
+                    namespace,
+                    owner or "(none)",
+                )
+                await self._drop_nodes(namespace, svc, owner)
+            mine[key] = desired
+        kept = {(ns, d.service.name, d.service.version) for ns, d in records}
+        self._owners = {(ns, d.service.name, d.service.version): d.replica for ns, d in records}
+        for key, sup in list(self._running.items()):
+            if key not in mine:  # killed or taken over through another replica
+                await self._remove(sup, forget=False)
+                if key not in kept:
+                    await self._drop_files(*key)
+        for key, desired in mine.items():
+            if key not in self._running:
+                await self._start(key[0], desired)
+
+    async def _live(self) -> set[str]:
+        """The replicas whose core services are registered, and this one."""
+        try:
+            found = await self._registry.get_service(_REPLICAS, domain="micro")
+        except errors.NotFound:
+            found = []
+        prefix = f"{_REPLICAS}-"
+        live = {n.id[len(prefix) :] for s in found for n in s.nodes if n.id.startswith(prefix)}
+        return live | {self.replica}
+
+    async def _publish(self) -> None:
+        """Keep the status of every service this replica runs on the store, for the
+        others' ``micro status``; written only when it changed."""
+        for key, sup in self._running.items():
+            described = sup.describe()
+            if self._published.get(key) == described:
+                continue
+            status = _Status(described, self.replica, self.platform.proxy)
+            record = Record(_status_key(*key), msgspec.json.encode(status))
+            await self._store.write(record, database=DATABASE, table=TABLE)
+            self._published[key] = described
+
+    async def _drop_nodes(self, namespace: str, svc: Service, replica: str) -> None:
+        """Deregister the nodes a gone replica's instances left (their leases would lapse
+        only after the services' own TTL)."""
+        if not replica:
+            return
+        prefix = f"{svc.name}-{replica}-"
+        try:
+            found = await self._registry.get_service(svc.name, domain=namespace)
+        except errors.NotFound:
+            return
+        for record in found:
+            stale = [n for n in record.nodes if n.id.startswith(prefix)]
+            if stale:
+                gone = RegistryService(name=record.name, version=record.version, nodes=stale)
+                await self._registry.deregister(gone, domain=namespace)
+
+    # -- what the runtime shows -----------------------------------------------------------
+
+    async def _describe(self, namespace: str, name: str, version: str) -> list[Service]:
+        """Every service of ``namespace`` matching ``name``/``version`` (empty: all), with
+        its status: live for this replica's, as last published for another's, and
+        ``pending`` for one whose replica is gone (until it is adopted)."""
+        shown = []
+        records = [
+            d
+            for d in await self._records(namespace)
+            if (not name or d.service.name == name)
+            and (not version or d.service.version == version)
+        ]
+        live: set[str] | None = None
+        reachable: dict[str, bool] = {}
+        for desired in records:
+            svc = desired.service
+            sup = self._running.get((namespace, svc.name, svc.version))
+            if sup is not None and desired.replica == self.replica:
+                shown.append(_with_replica(sup.describe(), self.replica))
+                continue
+            if live is None:
+                live = await self._live()
+            status = await self._status(namespace, svc)
+            if status is not None and status.replica != desired.replica:
+                status = None  # its previous replica's word: the new one has not spoken yet
+            alive = desired.replica in live
+            if alive and status is not None:
+                if status.address not in reachable:
+                    reachable[status.address] = await _reachable(status.address)
+                alive = reachable[status.address]
+                if alive:
+                    shown.append(_with_replica(status.service, desired.replica))
+                    continue
+            waiting = _with_replica(msgspec.structs.replace(svc, status="pending"), desired.replica)
+            if alive:
+                note = f"being started by replica {desired.replica}"
+            elif desired.replica:
+                note = f"replica {desired.replica} is gone; another replica adopts its services"
+            else:
+                note = "waiting for a replica to run it"
+            waiting.metadata["progress"] = note
+            shown.append(waiting)
+        return shown
+
+    async def _status(self, namespace: str, svc: Service) -> _Status | None:
+        key = _status_key(namespace, svc.name, svc.version)
+        try:
+            [record] = await self._store.read(key, database=DATABASE, table=TABLE)
+        except errors.NotFound:
+            return None
+        return msgspec.json.decode(record.value, type=_Status)
 
     # -- internals --------------------------------------------------------------------------
 
     def _find(self, namespace: str, name: str, version: str) -> list[Supervisor]:
-        """The services of ``namespace`` named ``name`` (all when empty), of ``version``
-        (every version when empty)."""
+        """The services of ``namespace`` this replica runs named ``name`` (all when
+        empty), of ``version`` (every version when empty)."""
         return [
             sup
             for (ns, n, v), sup in self._running.items()
@@ -257,13 +487,13 @@ class LocalRuntime(Runtime):
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
 
-    def _check_source(self, service: Service, namespace: str) -> None:
+    async def _check_source(self, service: Service, namespace: str) -> None:
         where = "runtime.Runtime"
         source = service.source
         if source.startswith("source://"):
             if source != f"source://{service.name}:{service.version}":
                 raise errors.BadRequest(where, f"source {source!r} is not this service's upload")
-            if not self._layout.archive(namespace, service.name, service.version).exists():
+            if not await archives.exists(self._store, namespace, service.name, service.version):
                 raise errors.BadRequest(where, f"no uploaded source for {source}")
             return
         try:
@@ -275,7 +505,15 @@ class LocalRuntime(Runtime):
                 where, f"unknown source {source!r}: upload a folder, or give a git URL"
             )
 
-    def _supervise(self, namespace: str, desired: _Desired) -> Supervisor:
+    async def _start(self, namespace: str, desired: _Desired) -> Supervisor:
+        """Supervise ``desired`` here, its upload fetched from the store first when this
+        replica has no copy (it was uploaded through another)."""
+        svc = desired.service
+        path = self._layout.archive(namespace, svc.name, svc.version)
+        if svc.source.startswith("source://") and not path.exists():
+            data = await archives.load(self._store, namespace, svc.name, svc.version)
+            if data is not None:
+                await asyncio.to_thread(_write_atomic, path, data)
         secret = self._secrets.open(desired.secret).decode() if desired.secret else ""
         sup = Supervisor(
             self.platform,
@@ -293,22 +531,40 @@ class LocalRuntime(Runtime):
     ) -> None:
         """Stop a service; with ``forget``, also its record, account, files and logs."""
         ns, svc = sup.namespace, sup.service
+        key = (ns, svc.name, svc.version)
         await sup.stop()
-        self._running.pop((ns, svc.name, svc.version), None)
-        if not forget:
-            return
-        await self._store.delete(_key(ns, svc.name, svc.version), database=DATABASE, table=TABLE)
+        self._running.pop(key, None)
+        self._published.pop(key, None)
+        if forget:
+            await self._forget(ns, svc, keep_source=keep_source)
+            await self._drop_files(*key, keep_source=keep_source)
+
+    async def _forget(self, namespace: str, svc: Service, *, keep_source: bool = False) -> None:
+        """Drop what the store keeps of a service: its record, status, account, upload."""
+        for key in (_key, _status_key):
+            await self._store.delete(
+                key(namespace, svc.name, svc.version), database=DATABASE, table=TABLE
+            )
         with contextlib.suppress(errors.NotFound):
-            await self._auth.delete_account(_account_id(svc), namespace=ns)
+            await self._auth.delete_account(_account_id(svc), namespace=namespace)
+        if not keep_source:
+            await archives.delete(self._store, namespace, svc.name, svc.version)
+
+    async def _drop_files(
+        self, namespace: str, name: str, version: str, *, keep_source: bool = False
+    ) -> None:
+        """Drop what this replica's disk holds of a service: work folder, logs, upload."""
         layout = self._layout
-        folders = [layout.work(ns, svc.name, svc.version), layout.logs(ns, svc.name, svc.version)]
-        for folder in folders:
+        for folder in (
+            layout.work(namespace, name, version),
+            layout.logs(namespace, name, version),
+        ):
             await asyncio.to_thread(shutil.rmtree, folder, True)
         if not keep_source:
             with contextlib.suppress(FileNotFoundError):
-                layout.archive(ns, svc.name, svc.version).unlink()
-        if not any(k[0] == ns and k[1] == svc.name for k in self._running):
-            hub = self._hubs.pop((ns, svc.name), None)
+                layout.archive(namespace, name, version).unlink()
+        if not any(k[0] == namespace and k[1] == name for k in self._running):
+            hub = self._hubs.pop((namespace, name), None)
             if hub is not None:
                 hub.close()
 
@@ -342,6 +598,49 @@ class LocalRuntime(Runtime):
             _key(namespace, name, version), database=DATABASE, table=TABLE
         )
         return msgspec.json.decode(record.value, type=_Desired)
+
+    async def _records(self, namespace: str) -> list[_Desired]:
+        """The services that should run in ``namespace``."""
+        return [d for ns, d in await self._all_records() if ns == namespace]
+
+    async def _all_records(self) -> list[tuple[str, _Desired]]:
+        """Every service that should run, with its namespace; a record that cannot be
+        read is logged and skipped, so it never keeps the others down."""
+        found = []
+        records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
+        for record in records:
+            try:
+                desired = msgspec.json.decode(record.value, type=_Desired)
+            except msgspec.DecodeError as exc:
+                log.error("runtime: cannot read %s: %s", record.key, exc)
+                continue
+            found.append((record.key.split(":", 2)[1], desired))
+        return found
+
+
+def _with_replica(service: Service, replica: str) -> Service:
+    return msgspec.structs.replace(service, metadata={**service.metadata, "replica": replica})
+
+
+async def _reachable(address: str) -> bool:
+    """Whether a replica's proxy still accepts connections: a replica killed a moment
+    ago is known dead at once, long before its lease lapses."""
+    try:
+        where = parse_address(address)
+    except ValueError:
+        return True  # not an address this can check: trust the lease
+    try:
+        if where.path:
+            connect = asyncio.open_unix_connection(where.path)
+        else:
+            connect = asyncio.open_connection(where.host, where.port)
+        _, writer = await asyncio.wait_for(connect, 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _account_id(service: Service) -> str:

@@ -30,6 +30,7 @@ from micro.runtime.build import BuildError, Entrypoint, ensure_venv, find_entryp
 from micro.runtime.logs import LogFile, LogHub
 from micro.runtime.process import Instance, Launch, describe_exit
 from micro.runtime.source import SourceError, fetch_git, parse_git, unpack
+from micro.wire.transport import parse_address
 
 __all__ = ["Layout", "Platform", "Supervisor"]
 
@@ -96,6 +97,9 @@ class Platform:
     layout: Layout
     registry: Registry
     builds: asyncio.Semaphore
+    replica: str = "local"
+    """The replica that runs these services: their node ids carry it, so whoever adopts
+    them after this replica is gone knows which nodes were left behind."""
     proxy: str = ""
     grace: float = 10.0
     restart_limit: int = 5
@@ -246,6 +250,7 @@ class Supervisor:
         svc = self.service
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
         env.update({k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ})
+        env["MICRO_SERVICE_ADDRESS"] = _service_address(self.platform.proxy)
         env.update(svc.env)
         env.update(entry.env)
         home = self.platform.layout.home(self.namespace, svc.name)
@@ -286,7 +291,7 @@ class Supervisor:
         pids = self.platform.layout.pids(self.namespace, svc.name, svc.version)
         try:
             while True:
-                slot.node_id = f"{svc.name}-{uuid.uuid4()}"
+                slot.node_id = f"{svc.name}-{self.platform.replica}-{uuid.uuid4().hex[:16]}"
                 slot.registered = False
                 env = dict(launch.env, MICRO_SERVICE_ID=slot.node_id)
                 instance = Instance(label, pids / f"{slot.index}.pid", sink)
@@ -394,6 +399,20 @@ class Supervisor:
                 if slot.instance is not None
             )
         )
+
+
+def _service_address(proxy: str) -> str:
+    """Where a service listens: on the host its server's proxy is reached at, so a
+    replica bound to its host's address (``--proxy_address 10.0.0.5:8081``) runs services
+    the other hosts of the cluster can call."""
+    try:
+        where = parse_address(proxy)
+    except ValueError:
+        return "127.0.0.1:0"
+    if where.path or not where.host:
+        return "127.0.0.1:0"
+    host = f"[{where.host}]" if ":" in where.host else where.host
+    return f"{host}:0"
 
 
 def _tail(lines: str) -> str:

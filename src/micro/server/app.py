@@ -100,7 +100,7 @@ class MicroServer:
             Service(
                 name=name,
                 version="latest",
-                nodes=[Node(id=f"{name}-{os.getpid()}", address=self.address)],
+                nodes=[Node(id=f"{name}-{self.settings.replica}", address=self.address)],
                 endpoints=describe_endpoints(eps),
             )
             for name, eps in hosted.items()
@@ -111,14 +111,15 @@ class MicroServer:
         log.info("Serving proxy on %s", self.address)
 
     async def _register_core(self) -> None:
-        """Register the core services at this server's address, with the services' TTL: on
-        a shared registry (etcd) a server that dies leaves no stale nodes behind."""
+        """Register the core services at this server's address, with the replica TTL: on a
+        shared registry (etcd) a server that dies leaves no stale nodes behind, and the
+        other replicas learn of its death (and adopt its services) within that TTL."""
         for service in self._core:
-            await self.registry.register(service, ttl=self.settings.register_ttl, domain="micro")
+            await self.registry.register(service, ttl=self.settings.replica_ttl, domain="micro")
 
     async def _keep_core_registered(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.register_interval)
+            await asyncio.sleep(self.settings.replica_ttl / 3)
             try:
                 await self._register_core()
             except errors.MicroError as exc:

@@ -52,11 +52,33 @@ def _store_handlers(backend: Any) -> list[object]:
     return [Store(backend)]
 
 
+def _shared_secret(settings: Settings, variable: str, what: str) -> None:
+    """A replica of a shared profile must not make up a secret the others don't have."""
+    import os
+
+    if profiles.shared(settings) and not os.environ.get(variable, "").strip():
+        raise ValueError(
+            f"the {settings.profile} profile needs {variable} ({what}), the same on every "
+            "replica: `micro cluster env` prints a set of such settings"
+        )
+
+
+def _peers(settings: Settings, built: dict[str, Any]) -> Any:
+    from micro.peers import Peers
+
+    return Peers(built["broker"], settings.replica)
+
+
 def _config(settings: Settings, built: dict[str, Any]) -> Any:
     from micro.config.secrets import SecretBox
     from micro.config.store import StoreConfig
 
-    return StoreConfig(built["store"], secrets=SecretBox.from_settings(settings))
+    _shared_secret(settings, "MICRO_CONFIG_SECRET_KEY", "the key that seals secrets")
+    return StoreConfig(
+        built["store"],
+        secrets=SecretBox.from_settings(settings),
+        peers=_peers(settings, built),
+    )
 
 
 def _config_handlers(backend: Any) -> list[object]:
@@ -66,10 +88,11 @@ def _config_handlers(backend: Any) -> list[object]:
 
 
 def _auth(settings: Settings, built: dict[str, Any]) -> Any:
-    from micro.auth.keys import KeyPair
+    from micro.auth.keys import PRIVATE_KEY_VAR, KeyPair
     from micro.auth.store import StoreAuth
 
-    return StoreAuth(built["store"], KeyPair.from_settings(settings))
+    _shared_secret(settings, PRIVATE_KEY_VAR, "the key that signs tokens")
+    return StoreAuth(built["store"], KeyPair.from_settings(settings), peers=_peers(settings, built))
 
 
 def _auth_handlers(backend: Any) -> list[object]:
@@ -103,12 +126,10 @@ def _runtime_handlers(backend: Any) -> list[object]:
 
 
 def _network(settings: Settings, built: dict[str, Any]) -> Any:
-    import os
-
     from micro.network.local import LocalNetwork
 
     # Routes name this server by the id its network node registers under.
-    return LocalNetwork(built["registry"], router=f"network-{os.getpid()}")
+    return LocalNetwork(built["registry"], router=f"network-{settings.replica}")
 
 
 def _network_handlers(backend: Any) -> list[object]:
@@ -120,9 +141,9 @@ def _network_handlers(backend: Any) -> list[object]:
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
-    "config": Block("config", _config, _config_handlers, requires=("store",)),
-    "auth": Block("auth", _auth, _auth_handlers, requires=("store",)),
     "broker": Block("broker", _plugin("broker"), _broker_handlers),
+    "config": Block("config", _config, _config_handlers, requires=("store", "broker")),
+    "auth": Block("auth", _auth, _auth_handlers, requires=("store", "broker")),
     "events": Block("events", _plugin("events"), _events_handlers),
     "runtime": Block(
         "runtime",
