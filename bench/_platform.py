@@ -7,6 +7,8 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Mapping
 
 __all__ = ["micro", "register_many", "start_platform"]
 
@@ -28,10 +30,18 @@ def micro(env: dict[str, str], *args: str, timeout: float = 120) -> str:
 
 
 def start_platform(
-    home: str, *, log_level: str = "warning"
+    home: str,
+    *,
+    log_level: str = "warning",
+    extra_env: Mapping[str, str] | None = None,
+    ready_timeout: float = 120.0,
 ) -> tuple[subprocess.Popen[str], dict[str, str], dict[str, str]]:
     """(the server process, the environment its clients need, its edges' addresses); the
-    CLI of that environment is logged in as ``admin``."""
+    CLI of that environment is logged in as ``admin``.
+
+    ``extra_env`` goes on top of the defaults (a cluster replica's profile, backends, name); a
+    server not ready within ``ready_timeout`` seconds is killed, so no caller hangs on it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
     env.update(
         MICRO_HOME=home,
@@ -42,6 +52,7 @@ def start_platform(
         MICRO_ADMIN_PASSWORD="bench",
         MICRO_LOG_LEVEL=log_level,
     )
+    env.update(extra_env or {})
     server = subprocess.Popen(
         [sys.executable, "-m", "micro", "server"],
         env=env,
@@ -50,17 +61,31 @@ def start_platform(
         text=True,
     )
     assert server.stdout is not None
-    for line in server.stdout:
-        if line.startswith(READY):
-            words = line[len(READY) :].split()
-            env["MICRO_PROXY"] = words[0]
-            edges = dict(zip(words[1::2], words[2::2], strict=False))
-            break
-    else:
-        raise RuntimeError("micro server exited before it was ready")
+    watchdog = threading.Timer(ready_timeout, server.kill)
+    watchdog.start()
+    seen: list[str] = []
+    try:
+        for line in server.stdout:
+            seen = [*seen[-19:], line]
+            if line.startswith(READY):
+                words = line[len(READY) :].split()
+                env["MICRO_PROXY"] = words[0]
+                edges = dict(zip(words[1::2], words[2::2], strict=False))
+                break
+        else:
+            server.wait()
+            raise RuntimeError(
+                f"micro server exited before it was ready ({server.returncode}):\n" + "".join(seen)
+            )
+    finally:
+        watchdog.cancel()
     # drain the server's output from now on, so it never blocks on a full pipe
     subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
-    micro(env, "login", "--username", "admin", "--password", "bench")
+    try:
+        micro(env, "login", "--username", "admin", "--password", env["MICRO_ADMIN_PASSWORD"])
+    except BaseException:
+        server.kill()
+        raise
     return server, env, edges
 
 
