@@ -15,11 +15,13 @@ said "running" for a process that had not started serving, reference §9):
 from __future__ import annotations
 
 import builtins
+import re
 from abc import ABC, abstractmethod
 from typing import ClassVar, Final, Literal
 
 import msgspec
 
+from micro import errors
 from micro.watch import Subscription
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Runtime",
     "Service",
     "Status",
+    "check_service",
 ]
 
 Status = Literal["pending", "building", "starting", "running", "stopping", "stopped", "error"]
@@ -116,3 +119,23 @@ class Runtime(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds."""
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
+_MAX_INSTANCES: Final = 64
+
+
+def check_service(service: Service) -> None:
+    where = "runtime.Runtime"
+    if not _NAME.fullmatch(service.name):
+        raise errors.BadRequest(
+            where, f"invalid service name {service.name!r}: letters, digits, '.', '_', '-'"
+        )
+    if not _VERSION.fullmatch(service.version):
+        raise errors.BadRequest(where, f"invalid version {service.version!r}")
+    if not 1 <= service.instances <= _MAX_INSTANCES:
+        raise errors.BadRequest(where, f"instances must be between 1 and {_MAX_INSTANCES}")
+    for key in service.env:
+        if not key or "=" in key or "\0" in key:
+            raise errors.BadRequest(where, f"invalid environment variable name {key!r}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import hashlib
 import logging
 import re
 import shutil
@@ -40,14 +39,14 @@ from micro.config.secrets import SecretBox
 from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime import archives
-from micro.runtime.base import LogStream, Runtime, Service
+from micro.runtime.base import LogStream, Runtime, Service, check_service
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
+from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
 from micro.runtime.source import SourceError, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
-from micro.wire.transport import parse_address
 
 __all__ = ["DATABASE", "TABLE", "LocalRuntime"]
 
@@ -55,17 +54,11 @@ log = logging.getLogger("micro.runtime")
 
 DATABASE: Final = "micro"
 TABLE: Final = "runtime"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
-_MAX_INSTANCES: Final = 64
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
 _RECONCILE: Final = 0.5
 """Seconds between two reconciliations (see the module docstring)."""
 _REPLICAS: Final = "runtime"
 """The core service whose registered nodes (``runtime-<replica>``) are the live replicas."""
-
-Key = tuple[str, str, str]
-"""A service's identity: (namespace, name, version)."""
 
 
 class _Desired(msgspec.Struct, omit_defaults=True):
@@ -79,43 +72,12 @@ class _Desired(msgspec.Struct, omit_defaults=True):
     """The replica that runs it."""
 
 
-class _Status(msgspec.Struct, omit_defaults=True):
-    """A service as its replica last described it, for the other replicas to show."""
-
-    service: Service
-    replica: str
-    address: str = ""
-    """The replica's proxy: where to check that it is still there."""
-
-
 def _key(namespace: str, name: str, version: str) -> str:
     return f"service:{namespace}:{name}:{version}"
 
 
 def _status_key(namespace: str, name: str, version: str) -> str:
     return f"status:{namespace}:{name}:{version}"
-
-
-def _adopter(live: set[str], key: Key) -> str:
-    """The replica among ``live`` that adopts ``key``: the same answer on every replica
-    with the same view, and spread evenly (rendezvous hashing)."""
-    name = "\0".join(key)
-    return max(sorted(live), key=lambda r: hashlib.sha256(f"{r}\0{name}".encode()).digest())
-
-
-def _check(service: Service) -> None:
-    where = "runtime.Runtime"
-    if not _NAME.fullmatch(service.name):
-        raise errors.BadRequest(
-            where, f"invalid service name {service.name!r}: letters, digits, '.', '_', '-'"
-        )
-    if not _VERSION.fullmatch(service.version):
-        raise errors.BadRequest(where, f"invalid version {service.version!r}")
-    if not 1 <= service.instances <= _MAX_INSTANCES:
-        raise errors.BadRequest(where, f"instances must be between 1 and {_MAX_INSTANCES}")
-    for key in service.env:
-        if not key or "=" in key or "\0" in key:
-            raise errors.BadRequest(where, f"invalid environment variable name {key!r}")
 
 
 class LocalRuntime(Runtime):
@@ -188,7 +150,7 @@ class LocalRuntime(Runtime):
     async def create(
         self, service: Service, *, force: bool = False, namespace: str = "micro"
     ) -> Service:
-        _check(service)
+        check_service(service)
         await self._check_source(service, namespace)
         async with self._lock:
             key = (namespace, service.name, service.version)
@@ -241,7 +203,7 @@ class LocalRuntime(Runtime):
                 instances=service.instances or old.instances,
                 env=service.env or old.env,
             )
-            _check(merged)
+            check_service(merged)
             await self._check_source(merged, namespace)
             current = self._running.get((namespace, old.name, old.version))
             if current is not None:
@@ -302,7 +264,7 @@ class LocalRuntime(Runtime):
         return hub.stream(backlog, follow=follow, version=version)
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
-        _check(Service(name=name, version=version))
+        check_service(Service(name=name, version=version))
         if len(data) > _MAX_UPLOAD:
             raise errors.BadRequest(
                 "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
@@ -358,7 +320,7 @@ class LocalRuntime(Runtime):
             key = (namespace, svc.name, svc.version)
             owner = desired.replica
             if owner != self.replica:
-                if owner in live or _adopter(live, key) != self.replica:
+                if owner in live or adopter(live, key) != self.replica:
                     continue
                 desired.replica = self.replica
                 await self._save(namespace, desired)
@@ -399,7 +361,7 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            status = _Status(described, self.replica, self.platform.proxy)
+            status = Status(described, self.replica, self.platform.proxy)
             record = Record(_status_key(*key), msgspec.json.encode(status))
             await self._store.write(record, database=DATABASE, table=TABLE)
             self._published[key] = described
@@ -434,12 +396,12 @@ class LocalRuntime(Runtime):
             and (not version or d.service.version == version)
         ]
         live: set[str] | None = None
-        reachable: dict[str, bool] = {}
+        answering: dict[str, bool] = {}
         for desired in records:
             svc = desired.service
             sup = self._running.get((namespace, svc.name, svc.version))
             if sup is not None and desired.replica == self.replica:
-                shown.append(_with_replica(sup.describe(), self.replica))
+                shown.append(with_replica(sup.describe(), self.replica))
                 continue
             if live is None:
                 live = await self._live()
@@ -448,13 +410,13 @@ class LocalRuntime(Runtime):
                 status = None  # its previous replica's word: the new one has not spoken yet
             alive = desired.replica in live
             if alive and status is not None:
-                if status.address not in reachable:
-                    reachable[status.address] = await _reachable(status.address)
-                alive = reachable[status.address]
+                if status.address not in answering:
+                    answering[status.address] = await reachable(status.address)
+                alive = answering[status.address]
                 if alive:
-                    shown.append(_with_replica(status.service, desired.replica))
+                    shown.append(with_replica(status.service, desired.replica))
                     continue
-            waiting = _with_replica(msgspec.structs.replace(svc, status="pending"), desired.replica)
+            waiting = with_replica(msgspec.structs.replace(svc, status="pending"), desired.replica)
             if alive:
                 note = f"being started by replica {desired.replica}"
             elif desired.replica:
@@ -465,13 +427,13 @@ class LocalRuntime(Runtime):
             shown.append(waiting)
         return shown
 
-    async def _status(self, namespace: str, svc: Service) -> _Status | None:
+    async def _status(self, namespace: str, svc: Service) -> Status | None:
         key = _status_key(namespace, svc.name, svc.version)
         try:
             [record] = await self._store.read(key, database=DATABASE, table=TABLE)
         except errors.NotFound:
             return None
-        return msgspec.json.decode(record.value, type=_Status)
+        return msgspec.json.decode(record.value, type=Status)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -616,31 +578,6 @@ class LocalRuntime(Runtime):
                 continue
             found.append((record.key.split(":", 2)[1], desired))
         return found
-
-
-def _with_replica(service: Service, replica: str) -> Service:
-    return msgspec.structs.replace(service, metadata={**service.metadata, "replica": replica})
-
-
-async def _reachable(address: str) -> bool:
-    """Whether a replica's proxy still accepts connections: a replica killed a moment
-    ago is known dead at once, long before its lease lapses."""
-    try:
-        where = parse_address(address)
-    except ValueError:
-        return True  # not an address this can check: trust the lease
-    try:
-        if where.path:
-            connect = asyncio.open_unix_connection(where.path)
-        else:
-            connect = asyncio.open_connection(where.host, where.port)
-        _, writer = await asyncio.wait_for(connect, 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 def _account_id(service: Service) -> str:
