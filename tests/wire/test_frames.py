@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from micro import codec
+from micro import codec, errors
 from micro.wire import frames
 from micro.wire.frames import Frame, FrameDecoder, ProtocolError, RequestHeader
 
@@ -163,9 +163,9 @@ def test_malformed_request_payload_is_a_value_error(payload: bytes, message: str
         frames.split_request(payload)
 
 
-def test_oversized_request_metadata_is_refused() -> None:
+def test_oversized_request_metadata_is_a_400() -> None:
     header = RequestHeader("s", "E.M", metadata={"big": "x" * 70_000})
-    with pytest.raises(ValueError, match="too large"):
+    with pytest.raises(errors.BadRequest, match="too large"):
         frames.encode_request(1, header, b"", 0)
 
 

@@ -6,7 +6,11 @@ its :class:`Dispatcher`. Writes are gathered and flushed once per event-loop tur
 64 answers ready in one turn cost one system call, not 64.
 
 When the connection dies every call on it fails at once with :class:`errors.ConnectionError`,
-and nothing else is touched: the other connections of a pool or server go on.
+and nothing else is touched: the other connections of a pool or server go on. Hence one
+call can never kill it by what it sends: a frame over the peer's limit (which would make the
+peer drop the connection, every other call on it included) is never written. A request or a
+stream message that big fails its own call with 413; an answer that big (a handler's
+response, an error) goes out as a 413 error of that call instead.
 """
 
 from __future__ import annotations
@@ -109,6 +113,9 @@ class Connection(asyncio.Protocol):
         self.paused = False
         self.streams: dict[int, StreamEnd] = {}
         self._dispatcher = dispatcher
+        self.max_frame = max_frame
+        """The largest payload either end takes (both ends use the same limit)."""
+        self._max_write = max_frame + frames.HEADER_SIZE
         self._decoder = frames.FrameDecoder(max_frame)
         self._on_lost = on_lost
         self._next_id = 1
@@ -195,9 +202,11 @@ class Connection(asyncio.Protocol):
     # -- writing --------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
-        """Queue bytes; they go out together at the end of this loop turn."""
+        """Queue one frame; frames go out together at the end of this loop turn."""
         if self.closed:
             return
+        if len(data) > self._max_write:
+            data = self._refused(data)
         self._wbuf.append(data)
         if self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
@@ -211,6 +220,26 @@ class Connection(asyncio.Protocol):
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         buf.clear()
         self.transport.write(data)
+
+    def _refused(self, data: bytes) -> bytes:
+        """An ERROR frame (413) of the call a frame over the limit belongs to, sent instead
+        of it. Requests and stream messages are refused before they get here; this is for
+        answers (a response, an error) a handler made too big."""
+        length, stream_id, kind, _ = frames.HEADER.unpack_from(data)
+        log.warning("refused to send a frame of %d bytes to %s (kind %d)", length, self.peer, kind)
+        error = errors.PayloadTooLarge(
+            "micro.wire",
+            f"the answer is {length} bytes, over the frame limit of {self.max_frame} bytes",
+        )
+        return frames.encode_frame(stream_id, frames.ERROR, 0, error.to_json())
+
+    def _too_large(self, frame: bytes, header: frames.RequestHeader) -> errors.PayloadTooLarge:
+        """The 413 of a request over the frame limit (never written: see the module)."""
+        return errors.PayloadTooLarge(
+            "micro.wire",
+            f"the request to {header.service} {header.endpoint} is "
+            f"{len(frame) - frames.HEADER_SIZE} bytes, over the frame limit of {self.max_frame}",
+        )
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is over its high-water mark."""
@@ -235,9 +264,12 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
         stream_id = self._new_id()
+        frame = frames.encode_request(stream_id, header, body, frames.END_STREAM)
+        if len(frame) > self._max_write:
+            raise self._too_large(frame, header)
         fut: asyncio.Future[bytes] = self.loop.create_future()
         self.streams[stream_id] = _UnaryCall(fut)
-        self.send(frames.encode_request(stream_id, header, body, frames.END_STREAM))
+        self.send(frame)
         timer = None
         if timeout is not None:
             timer = self.loop.call_later(timeout, _expire, fut, header)
@@ -257,10 +289,13 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
         stream_id = self._new_id()
+        flags = frames.STREAMING | (frames.END_STREAM if body is not None else 0)
+        frame = frames.encode_request(stream_id, header, body, flags)
+        if len(frame) > self._max_write:
+            raise self._too_large(frame, header)
         stream = Stream(self, stream_id, caller=True)
         self.streams[stream_id] = stream
-        flags = frames.STREAMING | (frames.END_STREAM if body is not None else 0)
-        self.send(frames.encode_request(stream_id, header, body, flags))
+        self.send(frame)
         if body is not None:
             stream.end_sent()
         return stream

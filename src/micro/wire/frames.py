@@ -13,7 +13,10 @@ RESPONSE. ERROR ends a call with Micro's error JSON; CANCEL aborts it from the c
 WINDOW grants the peer credit to send more stream messages (flow control).
 
 Anything that cannot be a frame (an unknown kind, a length over the limit) is a
-:class:`ProtocolError`: the connection that carried it is closed, and only that one.
+:class:`ProtocolError`: the connection that carried it is closed, and only that one. So a
+sender never writes what its peer would refuse: a request whose metadata does not fit the
+header's 16-bit length is a 400, and a frame over the limit a 413 for that one call
+(:mod:`micro.wire.connection`); both ends use the same limit, :data:`DEFAULT_MAX_FRAME`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from micro import codec
+from micro import codec, errors
 
 __all__ = [
     "CANCEL",
@@ -32,6 +35,7 @@ __all__ = [
     "END_STREAM",
     "ERROR",
     "HEADER",
+    "MAX_METADATA",
     "MESSAGE",
     "NO_BODY",
     "REQUEST",
@@ -73,6 +77,9 @@ STREAMING: Final = 0x4
 
 DEFAULT_MAX_FRAME: Final = 16 * 1024 * 1024
 
+MAX_METADATA: Final = 0xFFFF
+"""The most bytes a request's encoded header (service, endpoint, metadata) may take."""
+
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not a valid frame; its connection must be closed."""
@@ -111,10 +118,15 @@ def encode_frame(stream: int, kind: int, flags: int = 0, payload: bytes = b"") -
 
 
 def encode_request(stream: int, header: RequestHeader, body: bytes | None, flags: int) -> bytes:
-    """A REQUEST frame; ``body=None`` marks a stream whose messages follow in MESSAGE frames."""
+    """A REQUEST frame; ``body=None`` marks a stream whose messages follow in MESSAGE frames.
+    Metadata over :data:`MAX_METADATA` is the caller's mistake, a 400 it can read."""
     head = _encode_header(header)
-    if len(head) > 0xFFFF:
-        raise ValueError("request metadata is too large (over 64 KiB)")
+    if len(head) > MAX_METADATA:
+        raise errors.BadRequest(
+            "micro.wire",
+            f"request metadata is too large: {len(head)} bytes encoded, over the limit of "
+            f"{MAX_METADATA} (64 KiB)",
+        )
     if body is None:
         flags |= NO_BODY
         body = b""

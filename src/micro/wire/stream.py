@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from micro import errors
 from micro.wire import frames
@@ -164,10 +164,22 @@ class Stream:
             return
         if self._send_done:
             raise errors.BadRequest("micro.wire", "stream is closed for sending")
+        if len(body) > self.conn.max_frame:
+            self._too_large(len(body))
         self._credit -= 1
         self.conn.send(frames.encode_frame(self.id, frames.MESSAGE, 0, body))
         if self.conn.paused:
             await self.conn.drain()
+
+    def _too_large(self, size: int) -> NoReturn:
+        """A message over the frame limit ends this call (both ways) with 413, and only it."""
+        error = errors.PayloadTooLarge(
+            "micro.wire",
+            f"a stream message is {size} bytes, over the frame limit of {self.conn.max_frame}",
+        )
+        self.fail(error)
+        self._fail_local(error)
+        raise error
 
     def end(self) -> None:
         """Close the sending side: the peer's reader sees the end after the messages sent."""
