@@ -114,6 +114,19 @@ def test_malformed_json_is_a_400(tp: Any, body: bytes) -> None:
         codec.codec_for(codec.JSON).decode(body, tp)
 
 
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (codec.JSON, b"[" * 100_000 + b"]" * 100_000),
+        (codec.JSON, b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+        (codec.MSGPACK, b"\x91" * 100_000 + b"\x90"),  # fixarray of one, 100,000 deep
+    ],
+)
+def test_deep_nesting_is_a_400_not_a_recursion_error(content_type: str, body: bytes) -> None:
+    with pytest.raises(errors.BadRequest, match="nests too deeply"):
+        codec.codec_for(content_type).decode(body, Any)
+
+
 def test_malformed_msgpack_is_a_400() -> None:
     with pytest.raises(errors.BadRequest, match="malformed msgpack body"):
         codec.codec_for(codec.MSGPACK).decode(b"\xc1", Point)

@@ -118,6 +118,10 @@ class Codec:
             raise errors.BadRequest("micro.codec", f"invalid request: {_field_error(exc)}") from exc
         except msgspec.DecodeError as exc:
             raise errors.BadRequest("micro.codec", f"malformed {self._name} body: {exc}") from exc
+        except RecursionError:  # msgspec's, or pydantic's, on arrays in arrays in arrays...
+            raise errors.BadRequest(
+                "micro.codec", f"malformed {self._name} body: it nests too deeply"
+            ) from None
         except Exception as exc:  # pydantic's ValidationError, without importing pydantic
             if type(exc).__name__ == "ValidationError":
                 raise errors.BadRequest("micro.codec", f"invalid request: {exc}") from exc

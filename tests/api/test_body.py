@@ -86,6 +86,13 @@ def test_malformed_json_is_a_400_naming_the_problem() -> None:
         build_body("POST", b"name=x", "application/json", b'{"name":', SCHEMA)
 
 
+@pytest.mark.parametrize("depth", [5_000, 100_000])
+def test_deep_nesting_merged_over_the_query_is_a_400(depth: int) -> None:
+    body = b'{"a":' * depth + b"1" + b"}" * depth
+    with pytest.raises(errors.BadRequest, match="nests too deeply"):
+        build_body("POST", b"name=x", "application/json", body, SCHEMA)
+
+
 def test_nothing_is_an_empty_object() -> None:
     assert build_body("GET", b"", "", b"", SCHEMA) == b"{}"
 

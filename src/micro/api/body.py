@@ -124,6 +124,12 @@ def _check_json(body: bytes) -> Any:
         return _decode(body)
     except msgspec.DecodeError as exc:
         raise errors.BadRequest(_ID, f"malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> errors.BadRequest:
+    return errors.BadRequest(_ID, "malformed JSON body: it nests too deeply")
 
 
 def _multipart(content_type: str, body: bytes) -> list[tuple[str, Any]]:
@@ -173,4 +179,7 @@ def build_body(
         # the caller's own bytes: the service decodes them (straight into its request
         # type) and answers a malformed body with a 400 saying where
         return body
-    return _encode(merge_patch(fields, _check_json(body)))
+    try:
+        return _encode(merge_patch(fields, _check_json(body)))
+    except RecursionError:  # merge_patch recurses as deep as the body nests
+        raise _too_deep() from None
