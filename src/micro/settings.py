@@ -33,9 +33,8 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
 
 
 def _origins(raw: str | None) -> tuple[str, ...]:
-    if raw is None:
-        return ("*",)
-    return tuple(o.strip() for o in raw.split(",") if o.strip())
+    origins = tuple(o.strip() for o in (raw or "").split(",") if o.strip())
+    return ("*",) if "*" in origins else origins
 
 
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
@@ -81,9 +80,9 @@ class Settings:
     """``MICRO_GRPC_ADDRESS``: the gRPC edge (``off`` to not start it)."""
     api_max_body: int = 100 * 1024 * 1024
     """``MICRO_API_MAX_BODY``: the largest request body the gateway takes (bytes); 413 above."""
-    api_cors_origins: tuple[str, ...] = ("*",)
-    """``MICRO_API_CORS_ORIGINS``: comma-separated origins the gateway allows (``*``: any;
-    empty: CORS off)."""
+    api_cors_origins: tuple[str, ...] = ()
+    """``MICRO_API_CORS_ORIGINS``: comma-separated origins the gateway allows (``*``: any);
+    unset or empty, CORS is off. Never with credentials: the gateway takes no cookies."""
     log_level: str = "info"
     log_format: str = "text"
     service_name: str | None = None

@@ -77,6 +77,22 @@ def test_headers_travel_as_metadata(gateway: MicroServerProcess) -> None:
     assert out["metadata"]["micro-namespace"] == "micro"
 
 
+def test_what_only_the_platform_says_is_never_the_clients(gateway: MicroServerProcess) -> None:
+    forged = {
+        "Micro-Caller-Id": "admin",
+        "Micro-Caller-Scopes": "admin",
+        "Micro-Remote-Address": "10.9.9.9:1",
+        "Proxy-Authorization": "Basic eDp5",
+        "Cookie": "theme=dark; micro-token=t; __Host-micro-csrf=c; Micro-Refresh=r",
+    }
+    status, out = get_json(f"{gateway.api}/echo/call", **forged)
+    assert status == 200
+    metadata = out["metadata"]
+    assert not [k for k in metadata if k.startswith("micro-caller-") or k.startswith("proxy-")]
+    assert metadata["micro-remote-address"].startswith("127.0.0.1:")
+    assert metadata["cookie"] == "theme=dark"
+
+
 def test_errors_are_micro_json_with_their_status(gateway: MicroServerProcess) -> None:
     api = gateway.api
     status, out = get_json(f"{api}/nosuch/call")
@@ -131,35 +147,45 @@ def test_namespace_from_header_token_and_rules(gateway: MicroServerProcess) -> N
         200,
         {"msg": "Hello x"},
     )
-    # the dashboard's cookie works the same
-    assert get_json(f"{api}/helloworld?name=y", Cookie=f"a=b; micro-token={token}") == (
-        200,
-        {"msg": "Hello y"},
-    )
+    # the dashboard's cookie is no credential here (any page on the host could use it)
+    status, out = get_json(f"{api}/helloworld?name=y", Cookie=f"a=b; micro-token={token}")
+    assert status == 401
     status, out = get_json(f"{api}/helloworld?name=x", Authorization="Bearer not-a-token")
     assert status == 401
 
 
-def test_cors(gateway: MicroServerProcess) -> None:
+def test_cors_is_off_by_default(gateway: MicroServerProcess) -> None:
     status, headers, body = http(
         "OPTIONS", f"{gateway.api}/helloworld/call", headers={"Origin": "https://app.example"}
     )
     assert (status, body) == (200, b"")
-    assert headers["access-control-allow-origin"] == "https://app.example"
-    assert "Micro-Namespace" in headers["access-control-allow-headers"]
-    _, headers, _ = http("GET", f"{gateway.api}/helloworld?name=x")
-    assert headers["access-control-allow-origin"] == "*"
+    assert not [h for h in headers if h.startswith("access-control-")]
+    _, headers, _ = http("GET", f"{gateway.api}/helloworld?name=x", headers={"Origin": "null"})
+    assert not [h for h in headers if h.startswith("access-control-")]
 
 
-def test_cors_can_be_limited_or_off(tmp_path: Path) -> None:
+def test_cors_for_listed_origins_or_any_never_with_credentials(tmp_path: Path) -> None:
     server = start_server(
         tmp_path / "home", env={"MICRO_API_CORS_ORIGINS": "https://a.example"}, login=False
     )
     try:
         _, headers, _ = http("GET", f"{server.api}/", headers={"Origin": "https://b.example"})
         assert "access-control-allow-origin" not in headers
-        _, headers, _ = http("GET", f"{server.api}/", headers={"Origin": "https://a.example"})
+        assert headers["vary"] == "Origin"
+        status, headers, _ = http(
+            "OPTIONS", f"{server.api}/helloworld/call", headers={"Origin": "https://a.example"}
+        )
+        assert status == 200
         assert headers["access-control-allow-origin"] == "https://a.example"
+        assert "Micro-Namespace" in headers["access-control-allow-headers"]
+        assert "access-control-allow-credentials" not in headers
+    finally:
+        server.stop()
+    server = start_server(tmp_path / "any", env={"MICRO_API_CORS_ORIGINS": "*"}, login=False)
+    try:
+        _, headers, _ = http("GET", f"{server.api}/", headers={"Origin": "https://b.example"})
+        assert headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in headers
     finally:
         server.stop()
 

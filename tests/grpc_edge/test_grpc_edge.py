@@ -100,6 +100,16 @@ def test_metadata_and_deadline_reach_the_service(
     assert 0 < seen["deadline_left"] <= 8.0
 
 
+def test_the_platform_says_who_and_where_not_the_client(
+    platform: MicroServerProcess, node_client: Any
+) -> None:
+    forged = {"micro-caller-id": "admin", "micro-remote-address": "10.9.9.9:1"}
+    (seen,) = node_client(platform.edges["grpc"], "unary", "/edgetest.Edge/Echo", {}, forged)
+    metadata = seen["metadata"]
+    assert "micro-caller-id" not in metadata
+    assert metadata["micro-remote-address"].startswith("127.0.0.1:")
+
+
 def test_deadline_exceeded(platform: MicroServerProcess, node_client: Any) -> None:
     out = node_client(
         platform.edges["grpc"], "unary", "/edgetest.Edge/Sleep", {"seconds": 30}, None, 300

@@ -28,6 +28,7 @@ from micro.server.grpc_edge import (
     content_type_of,
     create,
     parse_method,
+    peer_address,
     status_name,
 )
 from micro.settings import load
@@ -213,6 +214,8 @@ async def test_unary_call_is_relayed(edge: Edge) -> None:
     assert (header.service, header.endpoint) == ("svc", "Handler.Method")
     assert header.content_type == codec.JSON
     assert 0 < header.timeout <= 5000
+    remote = header.metadata.pop("micro-remote-address")
+    assert remote.startswith("127.0.0.1:")
     assert {k: v for k, v in header.metadata.items() if k != "user-agent"} == {
         "authorization": "Bearer t",
         "micro-namespace": "foo",
@@ -355,3 +358,16 @@ async def _finish(call: Any) -> Any:
         else:
             await call
     return await call.code()
+
+
+@pytest.mark.parametrize(
+    ("peer", "address"),
+    [
+        ("ipv4:127.0.0.1:5000", "127.0.0.1:5000"),
+        ("ipv6:[::1]:5000", "::1:5000"),
+        ("unix:/tmp/s.sock", "unix"),
+        ("", None),
+    ],
+)
+def test_peer_address_is_host_port(peer: str, address: str | None) -> None:
+    assert peer_address(peer) == address

@@ -5,10 +5,18 @@ find the route (cached), pass the JSON bytes on, write the answer, and nothing e
 
 Per request (reference §4): CORS; ``/`` answers the version; the path names the service
 and endpoint; the namespace is ``Micro-Namespace``, else the token's issuer, else the
-host's subdomain, else ``micro``; the token is ``Authorization: Bearer`` or the
-``micro-token`` cookie; every header travels on as call metadata. The call passes the
-same door as a native call (401/403 by the namespace's rules). Errors are Micro's JSON
-with the HTTP status of their code; an unknown service is a 404.
+host's subdomain, else ``micro``; the token is ``Authorization: Bearer``, never a cookie;
+the headers travel on as call metadata, cleaned as :mod:`micro.server.client_metadata`
+says (no dashboard cookie, no ``micro-caller-*``; ``micro-remote-address`` is the
+client's). The call passes the same door as a native call (401/403 by the namespace's
+rules). Errors are Micro's JSON with the HTTP status of their code; an unknown service is
+a 404.
+
+CORS is off unless ``MICRO_API_CORS_ORIGINS`` lists origins: a listed origin is allowed
+by name, ``*`` allows any page. Neither ever comes with ``Access-Control-Allow-Credentials``:
+the gateway takes no cookie for a credential, so a page that wants to call it sends a
+token it holds itself, and a page on another port of the same host (which the browser
+sends the dashboard's cookies to) gains nothing by the visitor being logged in.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from micro.api.resolve import resolve, subdomain_namespace
 from micro.codec import JSON
 from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
+from micro.server.client_metadata import from_client
 from micro.wire.frames import RequestHeader
 
 __all__ = ["Gateway", "Request"]
@@ -47,6 +56,7 @@ _CORS_HEADERS: Final = (
     b"Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, "
     b"Micro-Namespace"
 )
+_VARY: Final = [(b"vary", b"Origin")]
 _MAX_ISSUERS: Final = 10_000
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _SPECIAL: Final = frozenset({"/", "/favicon.ico", "/openapi.json", "/metrics"})
@@ -57,14 +67,6 @@ def _version() -> str:
         return version("micro-python")
     except PackageNotFoundError:
         return "dev"
-
-
-def _cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return None
 
 
 class Request:
@@ -88,19 +90,18 @@ class Gateway:
         routes: Routes,
         *,
         max_body: int = 100 * 1024 * 1024,
-        cors_origins: tuple[str, ...] = ("*",),
+        cors_origins: tuple[str, ...] = (),
         timeout: float = 10.0,
     ) -> None:
         self.upstream = upstream
         self.routes = routes
         self.max_body = max_body
-        self.cors_origins = cors_origins
+        self._cors_allowed = _cors_table(cors_origins)
         self.timeout_ms = timeout * 1000
         self.metrics = Metrics()
         self.openapi = OpenAPI(routes)
         self._version = msgspec.json.encode({"version": _version()})
         self._issuers: dict[str, str] = {}
-        self._cors_headers: dict[str, list[tuple[bytes, bytes]]] = {}
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -192,14 +193,11 @@ class Gateway:
 
     def _metadata(self, scope: Scope) -> dict[str, str]:
         metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if "authorization" not in metadata and "cookie" in metadata:
-            token = _cookie(metadata["cookie"], "micro-token")
-            if token:
-                metadata["authorization"] = f"Bearer {token}"
-        return metadata
+        client = scope.get("client")
+        return from_client(metadata, f"{client[0]}:{client[1]}" if client else None)
 
     def request(self, scope: Scope, service: str, endpoint: str) -> Request:
-        """The call a request makes: its metadata (every header) and namespace."""
+        """The call a request makes: its metadata (the headers, cleaned) and namespace."""
         metadata = self._metadata(scope)
         namespace = self.namespace_of(scope, metadata)
         metadata["micro-namespace"] = namespace
@@ -276,27 +274,28 @@ class Gateway:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        if not self.cors_origins:
+        """The CORS headers of the answer (see the module docstring)."""
+        cors = self._cors_allowed
+        if not cors:
             return []
-        origin = _header(scope, b"origin")
-        cached = self._cors_headers.get(origin)
-        if cached is not None:
-            return cached
-        if "*" in self.cors_origins:
-            allowed = origin or "*"
-        elif origin in self.cors_origins:
-            allowed = origin
-        else:
-            return []
+        any_origin = cors.get("*")
+        if any_origin is not None:
+            return any_origin
+        return cors.get(_header(scope, b"origin")) or _VARY
+
+
+def _cors_table(origins: tuple[str, ...]) -> dict[str, list[tuple[bytes, bytes]]]:
+    """The CORS headers for each allowed origin (``*``: any), made once: what a request's
+    ``Origin`` picks is never kept, so no caller can grow this."""
+    table: dict[str, list[tuple[bytes, bytes]]] = {}
+    for origin in origins:
         headers = [
-            (b"access-control-allow-origin", allowed.encode("latin-1")),
-            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-methods", _CORS_METHODS),
             (b"access-control-allow-headers", _CORS_HEADERS),
         ]
-        if len(self._cors_headers) < _MAX_ISSUERS:
-            self._cors_headers[origin] = headers
-        return headers
+        table[origin] = headers if origin == "*" else [*headers, *_VARY]
+    return table
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -27,6 +27,9 @@ pass through as bytes, never decoded on the way:
   as unary, so the door and the service answer for it.
 * **Metadata** (lower case) becomes call metadata, except ``grpc-*`` keys and binary
   ``-bin`` ones; ``authorization`` and ``micro-namespace`` reach the door as they are.
+  What only the platform may say is cleaned as :mod:`micro.server.client_metadata` says
+  (``micro-caller-*`` dropped, ``micro-remote-address`` is the client's peer address).
+  gRPC itself refuses metadata over 16 KiB (``RESOURCE_EXHAUSTED``), before the edge.
   The gRPC deadline becomes the call's timeout.
 * **Errors.** A Micro error becomes the gRPC status for its code (:data:`STATUS_BY_CODE`)
   with Micro's error JSON as the details and in the ``micro-error`` trailer. Nothing else
@@ -45,6 +48,7 @@ from typing import Any, Final, NamedTuple
 from micro import codec, errors
 from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
+from micro.server.client_metadata import from_client
 from micro.settings import Settings
 from micro.wire import frames
 from micro.wire.stream import Stream
@@ -59,6 +63,7 @@ __all__ = [
     "content_type_of",
     "create",
     "parse_method",
+    "peer_address",
     "status_name",
 ]
 
@@ -130,6 +135,16 @@ def call_metadata(pairs: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
             continue
         out[key] = f"{out[key]},{value}" if key in out else value
     return out
+
+
+def peer_address(peer: str) -> str | None:
+    """``host:port`` of a grpc peer (``ipv4:10.0.0.1:5000``, ``ipv6:[::1]:5000``), as the
+    native wire writes a socket's peer; ``unix`` for a Unix socket."""
+    kind, _, where = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        host, _, port = where.rpartition(":")
+        return f"{host.strip('[]')}:{port}"
+    return "unix" if kind.startswith("unix") else None
 
 
 def content_type_of(body: bytes | None, *, takes_protobuf: bool = True) -> str:
@@ -244,7 +259,9 @@ class GrpcEdge:
         pump: asyncio.Task[None] | None = None
         ended = False
         try:
-            metadata = call_metadata(context.invocation_metadata() or ())
+            metadata = from_client(
+                call_metadata(context.invocation_metadata() or ()), peer_address(context.peer())
+            )
             explicit = metadata.pop(CONTENT_TYPE_KEY, None)
             namespace = metadata.get("micro-namespace") or "micro"
             shape = await shape_of(self._routes, namespace, route.service, route.endpoint)
