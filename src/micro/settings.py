@@ -14,9 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_PROXY", "Settings", "home", "load", "server_ssl"]
+__all__ = ["DEFAULT_PROXY", "MAX_BODY", "Settings", "home", "load", "server_ssl"]
 
 DEFAULT_PROXY = "127.0.0.1:8081"
+
+MAX_BODY = 16 * 1024 * 1024 - 64 * 1024 - 1
+"""The largest request body one frame of the wire carries (``micro.wire.frames.MAX_BODY``:
+16 MiB less what metadata may take), hence the most ``MICRO_API_MAX_BODY`` may be."""
 
 
 def _float(environ: Mapping[str, str], key: str, default: float) -> float:
@@ -35,6 +39,16 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
 def _origins(raw: str | None) -> tuple[str, ...]:
     origins = tuple(o.strip() for o in (raw or "").split(",") if o.strip())
     return ("*",) if "*" in origins else origins
+
+
+def _max_body(environ: Mapping[str, str]) -> int:
+    size = int(_float(environ, "MICRO_API_MAX_BODY", MAX_BODY))
+    if size > MAX_BODY:
+        raise ValueError(
+            f"MICRO_API_MAX_BODY={size} is more than one frame of the wire carries: "
+            f"at most {MAX_BODY} bytes (16 MiB less 64 KiB for metadata)"
+        )
+    return size
 
 
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
@@ -78,8 +92,9 @@ class Settings:
     web_address: str = "127.0.0.1:8082"
     grpc_address: str = "127.0.0.1:8083"
     """``MICRO_GRPC_ADDRESS``: the gRPC edge (``off`` to not start it)."""
-    api_max_body: int = 100 * 1024 * 1024
-    """``MICRO_API_MAX_BODY``: the largest request body the gateway takes (bytes); 413 above."""
+    api_max_body: int = MAX_BODY
+    """``MICRO_API_MAX_BODY``: the largest request body the gateway takes (bytes); 413 above.
+    At most (and by default) :data:`MAX_BODY`, what one frame of the wire carries."""
     api_cors_origins: tuple[str, ...] = ()
     """``MICRO_API_CORS_ORIGINS``: comma-separated origins the gateway allows (``*``: any);
     unset or empty, CORS is off. Never with credentials: the gateway takes no cookies."""
@@ -163,7 +178,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         proxy_address=get("MICRO_PROXY_ADDRESS") or "127.0.0.1:8081",
         web_address=get("MICRO_WEB_ADDRESS") or "127.0.0.1:8082",
         grpc_address=get("MICRO_GRPC_ADDRESS") or "127.0.0.1:8083",
-        api_max_body=int(_float(env, "MICRO_API_MAX_BODY", 100 * 1024 * 1024)),
+        api_max_body=_max_body(env),
         api_cors_origins=_origins(env.get("MICRO_API_CORS_ORIGINS")),
         log_level=(get("MICRO_LOG_LEVEL") or "info").lower(),
         log_format=(get("MICRO_LOG_FORMAT") or "text").lower(),

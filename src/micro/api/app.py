@@ -10,13 +10,9 @@ the headers travel on as call metadata, cleaned as :mod:`micro.server.client_met
 says (no dashboard cookie, no ``micro-caller-*``; ``micro-remote-address`` is the
 client's). The call passes the same door as a native call (401/403 by the namespace's
 rules). Errors are Micro's JSON with the HTTP status of their code; an unknown service is
-a 404.
-
-CORS is off unless ``MICRO_API_CORS_ORIGINS`` lists origins: a listed origin is allowed
-by name, ``*`` allows any page. Neither ever comes with ``Access-Control-Allow-Credentials``:
-the gateway takes no cookie for a credential, so a page that wants to call it sends a
-token it holds itself, and a page on another port of the same host (which the browser
-sends the dashboard's cookies to) gains nothing by the visitor being logged in.
+a 404. CORS is off unless ``MICRO_API_CORS_ORIGINS`` lists origins, and never allows credentials
+(:mod:`micro.api.cors`). Nothing a caller sends is kept without a bound (in bytes): the
+tokens' issuers, the routes of unknown services, the metrics of unknown endpoints.
 """
 
 from __future__ import annotations
@@ -31,15 +27,17 @@ from typing import Any, Final
 import msgspec
 
 from micro import errors
+from micro._bounded import BoundedDict
 from micro.api.body import build_body
+from micro.api.cors import Cors
 from micro.api.metrics import Metrics
-from micro.api.openapi import OpenAPI
+from micro.api.openapi import LIST_SERVICES, OpenAPI, service_names
 from micro.api.resolve import resolve, subdomain_namespace
 from micro.codec import JSON
 from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
-from micro.wire.frames import RequestHeader
+from micro.wire.frames import MAX_BODY, RequestHeader
 
 __all__ = ["Gateway", "Request"]
 
@@ -51,13 +49,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _ID: Final = "micro.api"
 _JSON_HEADERS: Final = [(b"content-type", b"application/json")]
-_CORS_METHODS: Final = b"POST, PATCH, GET, OPTIONS, PUT, DELETE"
-_CORS_HEADERS: Final = (
-    b"Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, "
-    b"Micro-Namespace"
-)
-_VARY: Final = [(b"vary", b"Origin")]
-_MAX_ISSUERS: Final = 10_000
+_CLOSE: Final = [(b"connection", b"close")]
+_ISSUERS_BYTES: Final = 4 * 1024 * 1024
+"""What the cache of tokens' issuers (which namespace a token routes to) may hold."""
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _SPECIAL: Final = frozenset({"/", "/favicon.ico", "/openapi.json", "/metrics"})
 
@@ -89,19 +83,19 @@ class Gateway:
         upstream: Upstream,
         routes: Routes,
         *,
-        max_body: int = 100 * 1024 * 1024,
+        max_body: int = MAX_BODY,
         cors_origins: tuple[str, ...] = (),
         timeout: float = 10.0,
     ) -> None:
         self.upstream = upstream
         self.routes = routes
         self.max_body = max_body
-        self._cors_allowed = _cors_table(cors_origins)
+        self._cors = Cors(cors_origins)
         self.timeout_ms = timeout * 1000
         self.metrics = Metrics()
         self.openapi = OpenAPI(routes)
         self._version = msgspec.json.encode({"version": _version()})
-        self._issuers: dict[str, str] = {}
+        self._issuers: BoundedDict[str, str] = BoundedDict(_ISSUERS_BYTES)
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -126,8 +120,9 @@ class Gateway:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        extra = self._cors(scope)
+        extra = self._cors.headers(_header(scope, b"origin"))
         service = endpoint = ""
+        known = False  # metrics name registered services' endpoints only
         status = 500
         try:
             if method == "OPTIONS":
@@ -146,7 +141,8 @@ class Gateway:
             service, endpoint = resolved
             req = self.request(scope, service, endpoint)
             info = self._cached_endpoint(req) or await self.endpoint(req)
-            body = await self._read_body(receive)
+            known = True
+            body = await self._read_body(scope, receive)
             payload = build_body(
                 method, scope["query_string"], _header(scope, b"content-type"), body, info.request
             )
@@ -164,25 +160,33 @@ class Gateway:
                     _ID, f"{endpoint} streams from the caller: call it over a WebSocket"
                 )
         except errors.MicroError as exc:
-            status = exc.code
-            await _reply(send, exc.code, exc.to_json(), _JSON_HEADERS + extra)
+            status = exc.code if 100 <= exc.code <= 599 else 500  # a service's odd code
+            # (a body refused unread is not read at all: the connection closes after this)
+            closing = _CLOSE if status == 413 else []
+            await _reply(send, status, exc.to_json(), _JSON_HEADERS + extra + closing)
         except Exception as exc:  # never a traceback to the caller
             log.exception("api: %s %s failed", method, path)
             error = errors.InternalServerError(_ID, f"error during request: {exc}")
             await _reply(send, 500, error.to_json(), _JSON_HEADERS + extra)
         finally:
             if service:
-                self.metrics.observe(service, endpoint, status, time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                if known:
+                    self.metrics.observe(service, endpoint, status, elapsed)
+                else:
+                    self.metrics.observe_unknown(status, elapsed)
 
     async def _special(self, path: str, scope: Scope, extra: list[Any], send: Send) -> None:
-        """``/``, ``/favicon.ico``, ``/openapi.json``, ``/metrics``: answered here."""
+        """``/``, ``/favicon.ico``, ``/openapi.json``, ``/metrics``: answered here. The
+        OpenAPI document lists what the caller may list (see :mod:`micro.api.openapi`)."""
         if path == "/":
             await _reply(send, 200, self._version, _JSON_HEADERS + extra)
         elif path == "/favicon.ico":
             await _reply(send, 204, b"", extra)
         elif path == "/openapi.json":
-            namespace = self.namespace_of(scope, self._metadata(scope))
-            document = await self.openapi.document(namespace)
+            req = self.request(scope, "registry", LIST_SERVICES)
+            names = service_names(await self.upstream.unary(self.header(req), b"{}"))
+            document = await self.openapi.document(req.namespace, names)
             await _reply(send, 200, document, _JSON_HEADERS + extra)
         elif path == "/metrics":
             text = self.metrics.render()
@@ -191,14 +195,11 @@ class Gateway:
 
     # -- pieces shared with streaming --------------------------------------------------------
 
-    def _metadata(self, scope: Scope) -> dict[str, str]:
-        metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        client = scope.get("client")
-        return from_client(metadata, f"{client[0]}:{client[1]}" if client else None)
-
     def request(self, scope: Scope, service: str, endpoint: str) -> Request:
         """The call a request makes: its metadata (the headers, cleaned) and namespace."""
-        metadata = self._metadata(scope)
+        metadata = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client = scope.get("client")
+        from_client(metadata, f"{client[0]}:{client[1]}" if client else None)
         namespace = self.namespace_of(scope, metadata)
         metadata["micro-namespace"] = namespace
         return Request(service, endpoint, metadata, namespace)
@@ -230,9 +231,7 @@ class Gateway:
                 issuer = str(claims.get("iss", "")) if isinstance(claims, dict) else ""
             except (ValueError, msgspec.DecodeError):
                 issuer = ""
-        if len(self._issuers) > _MAX_ISSUERS:
-            self._issuers.clear()
-        self._issuers[authorization] = issuer
+        self._issuers.set(authorization, issuer)
         return issuer
 
     def _cached_endpoint(self, req: Request) -> EndpointInfo | None:
@@ -256,7 +255,9 @@ class Gateway:
         """The native call's header."""
         return RequestHeader(req.service, req.endpoint, JSON, self.timeout_ms, req.metadata)
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body; 413 as soon as it is known to be over :attr:`max_body` (by its
+        ``Content-Length``, before reading it), so nothing that big is ever sent on."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -265,37 +266,18 @@ class Gateway:
                 raise errors.BadRequest(_ID, "the client went away")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            more = message.get("more_body", False)
+            if size > self.max_body or (not chunks and more and self._declared_too_big(scope)):
                 raise errors.PayloadTooLarge(
                     _ID, f"the request body is larger than {self.max_body} bytes"
                 )
             chunks.append(chunk)
-            if not message.get("more_body", False):
+            if not more:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        """The CORS headers of the answer (see the module docstring)."""
-        cors = self._cors_allowed
-        if not cors:
-            return []
-        any_origin = cors.get("*")
-        if any_origin is not None:
-            return any_origin
-        return cors.get(_header(scope, b"origin")) or _VARY
-
-
-def _cors_table(origins: tuple[str, ...]) -> dict[str, list[tuple[bytes, bytes]]]:
-    """The CORS headers for each allowed origin (``*``: any), made once: what a request's
-    ``Origin`` picks is never kept, so no caller can grow this."""
-    table: dict[str, list[tuple[bytes, bytes]]] = {}
-    for origin in origins:
-        headers = [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"access-control-allow-methods", _CORS_METHODS),
-            (b"access-control-allow-headers", _CORS_HEADERS),
-        ]
-        table[origin] = headers if origin == "*" else [*headers, *_VARY]
-    return table
+    def _declared_too_big(self, scope: Scope) -> bool:
+        declared = _header(scope, b"content-length")
+        return declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_body)
 
 
 def _header(scope: Scope, name: bytes) -> str:

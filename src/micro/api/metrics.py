@@ -1,15 +1,25 @@
 """Prometheus metrics of the gateway (``GET /metrics``), kept without a client library:
-a counter and a latency histogram per service, endpoint and status code."""
+a counter and a latency histogram per service, endpoint and status code.
+
+Callers name any path, so only what the registry lists gets series of its own: requests
+for unknown services or endpoints share the labels :data:`UNKNOWN`, and past
+``max_series`` (a registry can be large too) new ones share :data:`OTHER`. So neither the
+memory nor the time ``/metrics`` takes grows with what callers send."""
 
 from __future__ import annotations
 
 import bisect
 from typing import Final
 
-__all__ = ["Metrics"]
+__all__ = ["BUCKETS", "OTHER", "UNKNOWN", "Metrics"]
 
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds of the latency histogram, in seconds."""
+
+UNKNOWN: Final = ("(unknown)", "(unknown)")
+"""The service and endpoint labels of requests for what the registry does not list."""
+OTHER: Final = ("(other)", "(other)")
+"""The labels of registered endpoints past the series limit."""
 
 
 class _Series:
@@ -26,17 +36,25 @@ def _label(value: str) -> str:
 
 
 class Metrics:
-    """Counts requests and their latencies."""
+    """Counts requests and their latencies, in at most ``max_series`` series (plus the
+    shared ones)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_series: int = 2000) -> None:
         self._series: dict[tuple[str, str, int], _Series] = {}
+        self._max_series = max_series
+
+    def observe_unknown(self, status: int, seconds: float) -> None:
+        """Record a request for a service or endpoint the registry does not list."""
+        self.observe(*UNKNOWN, status, seconds)
 
     def observe(self, service: str, endpoint: str, status: int, seconds: float) -> None:
-        """Record one request."""
+        """Record one request to a registered endpoint."""
         key = (service, endpoint, status)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = _Series()
+            if len(self._series) >= self._max_series:
+                key = (*OTHER, status)
+            series = self._series.get(key) or self._series.setdefault(key, _Series())
         series.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
         series.count += 1
         series.total += seconds

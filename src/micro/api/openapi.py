@@ -6,7 +6,12 @@ JSON body and the response schema as its 200 answer; errors are Micro's error JS
 Nested types (``$defs``) become components named ``<service>.<Type>``, so two services'
 ``CallRequest`` never clash. A server stream answers JSON lines (``application/x-ndjson``);
 client and bidi streams need a WebSocket, which OpenAPI cannot describe, so they are left
-out. The document is cached per namespace until the registry changes.
+out.
+
+Who may read a namespace's document is who may list its services: the gateway makes the
+``Registry.ListServices`` call as its caller (through the door, to the registry's handler),
+and documents the services that call answers, else answers its 401 or 403. The document is
+cached per namespace (within a budget of bytes) until the registry changes.
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from typing import Any, Final
 import msgspec
 
 from micro import errors
+from micro._bounded import BoundedDict
 from micro.registry.routes import Route, Routes
 
-__all__ = ["OpenAPI", "document"]
+__all__ = ["LIST_SERVICES", "OpenAPI", "document", "service_names"]
+
+LIST_SERVICES: Final = "Registry.ListServices"
+"""The registry's endpoint whose access decides who may read a namespace's document."""
 
 _ERROR: Final = {
     "type": "object",
@@ -33,6 +42,8 @@ _ERROR: Final = {
     "required": ["id", "code", "detail", "status"],
 }
 _ERROR_REF: Final = {"$ref": "#/components/schemas/MicroError"}
+_CACHE_BYTES: Final = 32 * 1024 * 1024
+"""What the cached documents of all namespaces may take."""
 
 
 def _rewrite(node: Any, prefix: str) -> Any:
@@ -105,27 +116,50 @@ def document(routes: list[Route], version: str) -> dict[str, Any]:
     }
 
 
+class _Named(msgspec.Struct):
+    name: str
+
+
+class _Listed(msgspec.Struct):
+    services: list[_Named] = []
+
+
+_decode_listed = msgspec.json.Decoder(_Listed).decode
+
+
+def service_names(listed: bytes) -> list[str]:
+    """The names in the JSON answer of :data:`LIST_SERVICES` (502 when it is none)."""
+    try:
+        return [service.name for service in _decode_listed(listed).services]
+    except msgspec.DecodeError as exc:
+        raise errors.BadGateway("micro.api", f"unexpected list of services: {exc}") from None
+
+
 class OpenAPI:
     """Builds and caches each namespace's document."""
 
     def __init__(self, routes: Routes, version: str = "1.0") -> None:
         self._routes = routes
         self._version = version
-        self._cache: dict[str, tuple[int, bytes]] = {}
+        self._cache: BoundedDict[str, tuple[int, tuple[str, ...], bytes]] = BoundedDict(
+            _CACHE_BYTES
+        )
 
-    async def document(self, namespace: str) -> bytes:
-        """The namespace's document as JSON bytes."""
+    async def document(self, namespace: str, services: list[str]) -> bytes:
+        """The document of ``services`` (what the caller may list) of the namespace, as
+        JSON bytes."""
         generation = self._routes.generation
+        names = tuple(sorted(set(services)))
         cached = self._cache.get(namespace)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        services = await self._routes.registry.list_services(domain=namespace)
+        if cached is not None and cached[:2] == (generation, names):
+            return cached[2]
         found: list[Route] = []
-        for name in sorted({s.name for s in services}):
+        for name in names:
             try:
                 found.append(await self._routes.lookup(name, namespace))
             except errors.NotFound:
                 continue  # gone meanwhile
         data = msgspec.json.encode(document(found, self._version))
-        self._cache[namespace] = (generation, data)
+        size = len(data) + len(namespace) + sum(len(name) for name in names)
+        self._cache.set(namespace, (generation, names, data), size)
         return data

@@ -12,6 +12,9 @@ Micro's ``micro`` resolver (reference §4.2), exactly::
 
 Method parts are title-cased after splitting on ``-`` (``baz-xyz`` -> ``BazXyz``,
 ``fooBar`` -> ``FooBar``).
+
+Both answers are cached for the hot path, for paths and hosts of a usual length only: what
+a caller sends can be as long as the header limit, and a cache of those would hold megabytes.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ from typing import Final
 __all__ = ["resolve", "subdomain_namespace"]
 
 _VERSION: Final = re.compile(r"v\d+")
+_CACHED_LENGTH: Final = 256
+"""Paths and hosts up to this many characters are cached."""
 
 
 def _title(part: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in part.split("-") if p)
 
 
-@lru_cache(maxsize=4096)
 def resolve(path: str) -> tuple[str, str] | None:
     """(service, endpoint) for a request path; ``None`` when it names nothing."""
+    return _resolve_cached(path) if len(path) <= _CACHED_LENGTH else _resolve(path)
+
+
+def _resolve(path: str) -> tuple[str, str] | None:
     parts = [p for p in path.split("/") if p and p != "."]
     if not parts or ".." in parts:
         return None
@@ -57,10 +65,13 @@ def _deep(service: str, rest: list[str]) -> tuple[str, str]:
     return ".".join([service, *rest[:-2]]), f"{_title(rest[-2])}.{_title(rest[-1])}"
 
 
-@lru_cache(maxsize=1024)
 def subdomain_namespace(host: str) -> str | None:
     """Micro's subdomain rule: ``staging.foo.myapp.com`` -> ``foo-staging``; ``None`` for an
     IP, ``localhost``, a bare domain or the ``api`` subdomain."""
+    return _subdomain_cached(host) if len(host) <= _CACHED_LENGTH else _subdomain(host)
+
+
+def _subdomain(host: str) -> str | None:
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     name = name.strip("[]").lower()
     try:
@@ -75,3 +86,7 @@ def subdomain_namespace(host: str) -> str | None:
     if sub == ["api"]:
         return None
     return "-".join(reversed(sub))
+
+
+_resolve_cached = lru_cache(maxsize=4096)(_resolve)
+_subdomain_cached = lru_cache(maxsize=1024)(_subdomain)

@@ -3,8 +3,9 @@ endpoints are, cached and kept fresh by the registry's watch, so a request at th
 gateway or the gRPC edge costs no registry round trip. The server keeps one for both.
 
 An unknown service is remembered for a moment too (a burst of requests for it makes one
-lookup), and a registration clears that at once. Callers name anything, so the cache is
-bounded: past its size it starts over rather than grow.
+lookup), and a registration clears that at once. Callers name anything, so what they name
+is kept apart and bounded by bytes (the names' text, which can be long): past its budget
+that part starts over rather than grow, and the services that exist stay cached.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from micro import errors
+from micro._bounded import BoundedDict
 from micro.registry.base import WILDCARD_DOMAIN, Registry, Service
 
 __all__ = ["EndpointInfo", "Route", "Routes"]
@@ -28,7 +30,8 @@ _TTL: Final = 60.0
 
 _MISSING_TTL: Final = 1.0
 
-_MAX_CACHED: Final = 10_000
+_MISSING_BYTES: Final = 1024 * 1024
+"""What the names of unknown services remembered may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,10 @@ class Routes:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._cache: dict[tuple[str, str], tuple[Route | None, float]] = {}
+        self._cache: dict[tuple[str, str], tuple[Route, float]] = {}
+        """Services that exist (as many as the registry has)."""
+        self._missing: BoundedDict[tuple[str, str], float] = BoundedDict(_MISSING_BYTES)
+        """Names callers asked for that the registry lacked, until when they are known to."""
         self._watch: asyncio.Task[None] | None = None
         self.generation = 0
         """Bumped on every registry change (for caches built on top, like OpenAPI)."""
@@ -86,6 +92,7 @@ class Routes:
                         name = result.service.name
                         for key in [k for k in self._cache if k[1] == name]:
                             del self._cache[key]
+                        self._missing.clear()  # (a change names no namespace)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the registry went away: retry, serve from TTLs
@@ -95,6 +102,7 @@ class Routes:
     def clear(self) -> None:
         """Forget everything cached."""
         self._cache.clear()
+        self._missing.clear()
         self.generation += 1
 
     async def stop(self) -> None:
@@ -114,18 +122,21 @@ class Routes:
     async def lookup(self, service: str, namespace: str) -> Route:
         """The service's route; 404 when the namespace has no such service."""
         key = (namespace, service)
-        entry = self._cache.get(key)
         now = time.monotonic()
-        if entry is None or entry[1] <= now:
+        entry = self._cache.get(key)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        missing_until = self._missing.get(key)
+        if missing_until is None or missing_until <= now:
             try:
                 versions = await self.registry.get_service(service, domain=namespace)
             except errors.NotFound:
                 versions = []
-            route = _route(service, versions) if versions else None
-            entry = (route, now + (_TTL if route is not None else _MISSING_TTL))
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[key] = entry
-        if entry[0] is None:
-            raise errors.NotFound("micro.api", f"service {service} not found")
-        return entry[0]
+            if versions:
+                route = _route(service, versions)
+                self._cache[key] = (route, now + _TTL)
+                self._missing.pop(key)
+                return route
+            self._cache.pop(key, None)
+            self._missing.set(key, now + _MISSING_TTL)
+        raise errors.NotFound("micro.api", f"service {service} not found")

@@ -35,6 +35,7 @@ __all__ = [
     "END_STREAM",
     "ERROR",
     "HEADER",
+    "MAX_BODY",
     "MAX_METADATA",
     "MESSAGE",
     "NO_BODY",
@@ -79,6 +80,10 @@ DEFAULT_MAX_FRAME: Final = 16 * 1024 * 1024
 
 MAX_METADATA: Final = 0xFFFF
 """The most bytes a request's encoded header (service, endpoint, metadata) may take."""
+
+MAX_BODY: Final = DEFAULT_MAX_FRAME - 2 - MAX_METADATA
+"""The largest body a request frame carries whatever its metadata (16 MiB less 64 KiB):
+the most an edge may take in for one request."""
 
 
 class ProtocolError(Exception):
