@@ -51,6 +51,13 @@ def _max_body(environ: Mapping[str, str]) -> int:
     return size
 
 
+def _read_budget(environ: Mapping[str, str]) -> int:
+    budget = int(_float(environ, "MICRO_WIRE_READ_BUDGET", 64 * 1024 * 1024))
+    if budget < 16 * 1024 * 1024 + 10:
+        raise ValueError("MICRO_WIRE_READ_BUDGET must hold one whole frame (16 MiB) at least")
+    return budget
+
+
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
     raw = environ.get(key, "").strip()
     if not raw:
@@ -98,6 +105,24 @@ class Settings:
     api_cors_origins: tuple[str, ...] = ()
     """``MICRO_API_CORS_ORIGINS``: comma-separated origins the gateway allows (``*``: any);
     unset or empty, CORS is off. Never with credentials: the gateway takes no cookies."""
+    http_header_timeout: float = 10.0
+    """``MICRO_HTTP_HEADER_TIMEOUT``: seconds an HTTP listener (gateway, dashboard) waits for
+    a request's headers, from the connection or the request's first byte (then 408)."""
+    http_max_header: int = 32 * 1024
+    """``MICRO_HTTP_MAX_HEADER``: bytes a request's line and headers may take (then 431)."""
+    http_idle_timeout: float = 5.0
+    """``MICRO_HTTP_IDLE_TIMEOUT``: seconds a kept-alive HTTP connection may wait idle."""
+    http_max_connections: int = 1000
+    """``MICRO_HTTP_MAX_CONNECTIONS``: connections per HTTP listener; more are answered 503."""
+    wire_frame_timeout: float = 30.0
+    """``MICRO_WIRE_FRAME_TIMEOUT``: seconds a native listener gives a connection to send its
+    first whole frame, and any frame to arrive whole once it has begun."""
+    wire_idle_timeout: float = 300.0
+    """``MICRO_WIRE_IDLE_TIMEOUT``: seconds a native connection with no call in flight may
+    stay silent before the listener closes it (clients' pools dial again)."""
+    wire_read_budget: int = 64 * 1024 * 1024
+    """``MICRO_WIRE_READ_BUDGET``: bytes the frames still arriving on all the connections of
+    one native listener may hold; a frame that does not fit waits for room."""
     log_level: str = "info"
     log_format: str = "text"
     service_name: str | None = None
@@ -180,6 +205,13 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         grpc_address=get("MICRO_GRPC_ADDRESS") or "127.0.0.1:8083",
         api_max_body=_max_body(env),
         api_cors_origins=_origins(env.get("MICRO_API_CORS_ORIGINS")),
+        http_header_timeout=_float(env, "MICRO_HTTP_HEADER_TIMEOUT", 10.0),
+        http_max_header=int(_float(env, "MICRO_HTTP_MAX_HEADER", 32 * 1024)),
+        http_idle_timeout=_float(env, "MICRO_HTTP_IDLE_TIMEOUT", 5.0),
+        http_max_connections=int(_float(env, "MICRO_HTTP_MAX_CONNECTIONS", 1000)),
+        wire_frame_timeout=_float(env, "MICRO_WIRE_FRAME_TIMEOUT", 30.0),
+        wire_idle_timeout=_float(env, "MICRO_WIRE_IDLE_TIMEOUT", 300.0),
+        wire_read_budget=_read_budget(env),
         log_level=(get("MICRO_LOG_LEVEL") or "info").lower(),
         log_format=(get("MICRO_LOG_FORMAT") or "text").lower(),
         service_name=get("MICRO_SERVICE_NAME"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from micro.api.app import Gateway
 from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
-from micro.server.http import HttpListener
+from micro.server.http import HttpLimits, HttpListener
 from micro.settings import Settings
 
 __all__ = ["create"]
@@ -22,4 +22,4 @@ def create(settings: Settings, upstream: Upstream, routes: Routes) -> HttpListen
         max_body=settings.api_max_body,
         cors_origins=settings.api_cors_origins,
     )
-    return HttpListener(gateway, settings.api_address, name="API")
+    return HttpListener(gateway, settings.api_address, name="API", limits=HttpLimits.of(settings))

@@ -53,6 +53,55 @@ __all__ = ["server", "service"]
 @click.option(
     "--tls_key_file", envvar="MICRO_TLS_KEY_FILE", help="The TLS certificate's private key (PEM)."
 )
+@click.option(
+    "--api_cors_origins",
+    envvar="MICRO_API_CORS_ORIGINS",
+    help="Origins the gateway allows CORS from, comma-separated, or * (never with credentials)."
+    "  [default: none, CORS off]",
+)
+@click.option(
+    "--api_max_body",
+    envvar="MICRO_API_MAX_BODY",
+    help="Largest request body the gateway takes, in bytes (413 above); at most what one frame"
+    " carries.  [default: 16 MiB less 64 KiB]",
+)
+@click.option(
+    "--http_header_timeout",
+    envvar="MICRO_HTTP_HEADER_TIMEOUT",
+    help="Seconds the HTTP listeners wait for a request's headers (408).  [default: 10]",
+)
+@click.option(
+    "--http_max_header",
+    envvar="MICRO_HTTP_MAX_HEADER",
+    help="Bytes a request's line and headers may take (431).  [default: 32768]",
+)
+@click.option(
+    "--http_idle_timeout",
+    envvar="MICRO_HTTP_IDLE_TIMEOUT",
+    help="Seconds a kept-alive HTTP connection may idle.  [default: 5]",
+)
+@click.option(
+    "--http_max_connections",
+    envvar="MICRO_HTTP_MAX_CONNECTIONS",
+    help="Connections per HTTP listener; more get a 503.  [default: 1000]",
+)
+@click.option(
+    "--wire_frame_timeout",
+    envvar="MICRO_WIRE_FRAME_TIMEOUT",
+    help="Seconds a native connection has for its first frame, and any frame once"
+    " begun.  [default: 30]",
+)
+@click.option(
+    "--wire_idle_timeout",
+    envvar="MICRO_WIRE_IDLE_TIMEOUT",
+    help="Seconds a native connection with no call may idle.  [default: 300]",
+)
+@click.option(
+    "--wire_read_budget",
+    envvar="MICRO_WIRE_READ_BUDGET",
+    help="Bytes the frames arriving on one native listener may hold (at least"
+    " 16 MiB); others wait.  [default: 64 MiB]",
+)
 def server(
     proxy_address: str,
     profile: str,
@@ -66,6 +115,7 @@ def server(
     events_address: str | None,
     tls_cert_file: str | None,
     tls_key_file: str | None,
+    **limits: str | None,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
@@ -85,6 +135,7 @@ def server(
         ("MICRO_EVENTS_ADDRESS", events_address),
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
+        *((f"MICRO_{name.upper()}", value) for name, value in limits.items()),
     ):
         if value:
             os.environ[key] = value

@@ -1,5 +1,12 @@
 """Serving an ASGI app (the gateway, the dashboard) with uvicorn on the server's own event
-loop, on a socket we bind ourselves so that port 0 works and the bound port is known."""
+loop, on a socket we bind ourselves so that port 0 works and the bound port is known.
+
+uvicorn's httptools protocol puts no bound on a client: it waits for headers forever
+(slowloris) and reads headers of any size. :class:`HttpLimits` adds them, in a subclass of
+that protocol (:mod:`micro.server.http_guard`): a request's line and headers must arrive
+within ``header_timeout`` (408) and fit in ``max_header`` bytes (431, with Micro's error
+JSON), a kept-alive connection may idle ``idle_timeout``, and a listener serves at most
+``max_connections`` connections at once (503 beyond)."""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ import socket
 from collections.abc import Generator
 from typing import Any
 
+from micro.server.http_guard import HttpLimits, guarded_protocol
+from micro.settings import load
 from micro.wire.transport import parse_address
 
-__all__ = ["HttpListener"]
+__all__ = ["HttpLimits", "HttpListener"]
 
 log = logging.getLogger("micro.server")
 
@@ -50,11 +59,15 @@ def _server_class() -> type[Any]:
 
 
 class HttpListener:
-    """One ASGI app on one address (httptools, websockets, no access log)."""
+    """One ASGI app on one address (httptools, websockets, no access log), within
+    ``limits`` (default: the settings')."""
 
-    def __init__(self, app: Any, address: str, *, name: str) -> None:
+    def __init__(
+        self, app: Any, address: str, *, name: str, limits: HttpLimits | None = None
+    ) -> None:
         self.app = app
         self.name = name
+        self.limits = limits or HttpLimits.of(load())
         self._address = address
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +79,8 @@ class HttpListener:
         sock = _bind(self._address)
         config = uvicorn.Config(
             self.app,
-            http="httptools",
+            http=guarded_protocol(self.limits),
+            timeout_keep_alive=self.limits.idle_timeout,  # type: ignore[arg-type]  # (a float)
             ws="websockets-sansio",
             loop="none",
             lifespan="off",

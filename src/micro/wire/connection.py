@@ -11,6 +11,12 @@ call can never kill it by what it sends: a frame over the peer's limit (which wo
 peer drop the connection, every other call on it included) is never written. A request or a
 stream message that big fails its own call with 413; an answer that big (a handler's
 response, an error) goes out as a 413 error of that call instead.
+
+A connection a listener accepted answers to that listener's :class:`~micro.wire.guard.Guard`
+(its :attr:`Connection.guard`): the frames it has begun to receive hold part of a budget,
+and it is closed when it is late, or (by a GOAWAY frame first, so that no call is lost)
+when idle. A dialled connection told GOAWAY leaves its pool at once and closes when its
+calls in flight are done.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from micro import errors
 from micro.wire import frames
 from micro.wire.stream import Stream
+
+if TYPE_CHECKING:
+    from micro.wire.guard import Guard
 
 __all__ = ["Connection", "Dispatcher", "StreamEnd", "TaskEnd"]
 
@@ -124,6 +133,14 @@ class Connection(asyncio.Protocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._closed_future: asyncio.Future[None] = self.loop.create_future()
         self.close_reason: errors.MicroError | None = None
+        self.guard: Guard | None = None
+        """The listener's guard of an accepted connection (``None`` for a dialled one)."""
+        # What the guard keeps of this connection (see micro.wire.guard):
+        self.since = self.seen = 0.0
+        self.active = self.greeted = self.waiting = False
+        self.draining = False
+        """GOAWAY was sent (listening side) or received (dialling side)."""
+        self.reserved = self.wanted = 0
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -135,6 +152,8 @@ class Connection(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "unix")
         if self._dispatcher is not None:
             self._dispatcher.connection_made(self)
+        if self.guard is not None:
+            self.guard.opened(self)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -150,6 +169,14 @@ class Connection(asyncio.Protocol):
                 reason = errors.BadRequest("micro.wire", f"protocol error: {exc}")
             self.abort(reason)
             return
+        guard = self.guard
+        if guard is not None:
+            self.active = True
+            if received:
+                self.greeted = True
+            needed = self._decoder.needed
+            if needed != self.reserved:
+                guard.partial(self, needed)
         streams = self.streams
         for stream_id, kind, flags, payload in received:
             if kind == frames.REQUEST:
@@ -163,6 +190,8 @@ class Connection(asyncio.Protocol):
                 end = streams.get(stream_id)
                 if end is not None:
                     end.frame_received(kind, flags, payload)
+                elif kind == frames.GOAWAY and self._dispatcher is None:
+                    self._told_to_go()
 
     def eof_received(self) -> bool | None:
         if self._decoder.pending:
@@ -186,6 +215,8 @@ class Connection(asyncio.Protocol):
             self._closed_future.set_result(None)
         if self._dispatcher is not None:
             self._dispatcher.connection_lost(self)
+        if self.guard is not None:
+            self.guard.closed(self)
         if self._on_lost is not None:
             self._on_lost(self)
 
@@ -198,6 +229,32 @@ class Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
+
+    def pause_reading(self) -> None:
+        """Read nothing more until :meth:`resume_reading` (the guard's budget is full)."""
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again."""
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def go_away(self) -> None:
+        """Tell the dialling side this idle connection will close (see the module)."""
+        if not self.draining:
+            self.draining = True
+            self.send(frames.encode_frame(0, frames.GOAWAY))
+
+    def _told_to_go(self) -> None:
+        self.draining = True
+        if self._on_lost is not None:
+            self._on_lost(self)  # out of the pool: the next call dials again
+        self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
+        if self.draining and not self.streams and self._dispatcher is None:
+            self.close()
 
     # -- writing --------------------------------------------------------------------------
 
@@ -283,6 +340,8 @@ class Connection(asyncio.Protocol):
             self.streams.pop(stream_id, None)
             if timer is not None:
                 timer.cancel()
+            if self.draining:
+                self._close_if_drained()
 
     def open_stream(self, header: frames.RequestHeader, body: bytes | None) -> Stream:
         """Open a streaming call; ``body`` is the one request of a server-streaming call."""
@@ -304,6 +363,8 @@ class Connection(asyncio.Protocol):
         """Drop a finished stream (only if it is still the one registered under that id)."""
         if self.streams.get(stream_id) is end:
             del self.streams[stream_id]
+            if self.draining:
+                self._close_if_drained()
 
     # -- closing --------------------------------------------------------------------------
 

@@ -10,7 +10,10 @@ A frame is a 10-byte header followed by a payload::
 with a REQUEST frame (whose payload is a small msgpack header and the first body) and both
 sides exchange MESSAGE frames until END; a unary call is one REQUEST with END_STREAM and one
 RESPONSE. ERROR ends a call with Micro's error JSON; CANCEL aborts it from the caller's side;
-WINDOW grants the peer credit to send more stream messages (flow control).
+WINDOW grants the peer credit to send more stream messages (flow control); GOAWAY (stream 0,
+from a listener) says the connection is idle and will close: the caller starts no new call
+on it and closes it once its calls in flight are done (as HTTP/2's GOAWAY), so no call is
+lost to the close.
 
 Anything that cannot be a frame (an unknown kind, a length over the limit) is a
 :class:`ProtocolError`: the connection that carried it is closed, and only that one. So a
@@ -34,6 +37,7 @@ __all__ = [
     "END",
     "END_STREAM",
     "ERROR",
+    "GOAWAY",
     "HEADER",
     "MAX_BODY",
     "MAX_METADATA",
@@ -66,7 +70,8 @@ END: Final = 4
 ERROR: Final = 5
 CANCEL: Final = 6
 WINDOW: Final = 7
-_KINDS: Final = frozenset({REQUEST, RESPONSE, MESSAGE, END, ERROR, CANCEL, WINDOW})
+GOAWAY: Final = 8
+_KINDS: Final = frozenset({REQUEST, RESPONSE, MESSAGE, END, ERROR, CANCEL, WINDOW, GOAWAY})
 
 END_STREAM: Final = 0x1
 """On REQUEST: the caller sends no more messages (unary and server-streaming calls)."""
@@ -183,6 +188,16 @@ class FrameDecoder:
     def pending(self) -> int:
         """Bytes held that do not yet make a whole frame (non-zero at EOF means truncation)."""
         return len(self._buf)
+
+    @property
+    def needed(self) -> int:
+        """The bytes the frame begun will take once whole, header included (what arrived
+        while its header is incomplete; ``0`` when no frame is begun)."""
+        buf = self._buf
+        if len(buf) < HEADER_SIZE:
+            return len(buf)
+        length: int = HEADER.unpack_from(buf)[0]
+        return HEADER_SIZE + length
 
     def feed(self, data: bytes) -> list[Frame]:
         """Take more bytes; return every frame they complete, in order."""

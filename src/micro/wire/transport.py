@@ -2,7 +2,8 @@
 
 An address is ``host:port`` (``:port`` listens on every interface, as in Go), ``unix:/path``,
 or either prefixed with ``tls://`` to require TLS. Port 0 is allowed everywhere: the
-bound address is read back from the socket.
+bound address is read back from the socket. A listener guards the connections it accepts
+(:mod:`micro.wire.guard`) with the limits of this process's settings unless told others.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from micro import errors
+from micro.wire.connection import Connection
+from micro.wire.guard import Guard, Limits
 
 __all__ = ["Address", "connect", "install_loop", "listen", "parse_address", "run"]
 
@@ -82,17 +85,31 @@ async def listen(
     factory: Callable[[], asyncio.Protocol],
     *,
     ssl: ssl_module.SSLContext | None = None,
+    limits: Limits | None = None,
 ) -> tuple[asyncio.Server, Address]:
-    """Listen on ``address``; returns the server and the address actually bound."""
+    """Listen on ``address``; returns the server and the address actually bound. Every
+    :class:`Connection` ``factory`` makes is guarded by ``limits`` (default: the settings')."""
     loop = asyncio.get_running_loop()
+    if limits is None:
+        from micro.settings import load
+
+        limits = Limits.of(load())
+    guard = Guard(limits)
+
+    def guarded() -> asyncio.Protocol:
+        protocol = factory()
+        if isinstance(protocol, Connection):
+            protocol.guard = guard
+        return protocol
+
     try:
         if address.is_unix:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(address.path)
-            server = await loop.create_unix_server(factory, address.path, ssl=ssl)
+            server = await loop.create_unix_server(guarded, address.path, ssl=ssl)
             return server, Address(path=address.path, tls=ssl is not None)
         host = address.host or None
-        server = await loop.create_server(factory, host, address.port, ssl=ssl, reuse_address=True)
+        server = await loop.create_server(guarded, host, address.port, ssl=ssl, reuse_address=True)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise OSError(
