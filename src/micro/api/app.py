@@ -17,7 +17,6 @@ tokens' issuers, the routes of unknown services, the metrics of unknown endpoint
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,7 +31,7 @@ from micro.api.body import build_body
 from micro.api.cors import Cors
 from micro.api.metrics import Metrics
 from micro.api.openapi import LIST_SERVICES, OpenAPI, service_names
-from micro.api.resolve import resolve, subdomain_namespace
+from micro.api.resolve import resolve, subdomain_namespace, token_issuer
 from micro.codec import JSON
 from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
@@ -142,10 +141,9 @@ class Gateway:
             req = self.request(scope, service, endpoint)
             info = self._cached_endpoint(req) or await self.endpoint(req)
             known = True
-            body = await self._read_body(scope, receive)
-            payload = build_body(
-                method, scope["query_string"], _header(scope, b"content-type"), body, info.request
-            )
+            content_type, length = _body_headers(scope)
+            body = await self._read_body(receive, length)
+            payload = build_body(method, scope["query_string"], content_type, body, info.request)
             if info.kind == "unary":
                 data = await self.upstream.unary(self.header(req), payload)
                 status = 200 if data else 204
@@ -220,19 +218,10 @@ class Gateway:
 
     def _issuer(self, authorization: str) -> str:
         cached = self._issuers.get(authorization)
-        if cached is not None:
-            return cached
-        issuer = ""
-        parts = authorization.rpartition(" ")[2].split(".")
-        if len(parts) == 3:
-            try:
-                padded = parts[1] + "=" * (-len(parts[1]) % 4)
-                claims = msgspec.json.decode(base64.urlsafe_b64decode(padded))
-                issuer = str(claims.get("iss", "")) if isinstance(claims, dict) else ""
-            except (ValueError, msgspec.DecodeError):
-                issuer = ""
-        self._issuers.set(authorization, issuer)
-        return issuer
+        if cached is None:
+            cached = token_issuer(authorization)
+            self._issuers.set(authorization, cached)
+        return cached
 
     def _cached_endpoint(self, req: Request) -> EndpointInfo | None:
         """The endpoint from the route cache, without awaiting (the hot path)."""
@@ -255,9 +244,12 @@ class Gateway:
         """The native call's header."""
         return RequestHeader(req.service, req.endpoint, JSON, self.timeout_ms, req.metadata)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body; 413 as soon as it is known to be over :attr:`max_body` (by its
-        ``Content-Length``, before reading it), so nothing that big is ever sent on."""
+    async def _read_body(self, receive: Receive, length: str) -> bytes:
+        """The whole body; 413 as soon as it is known to be over :attr:`max_body`: by its
+        ``Content-Length`` before reading any (nor inviting it with ``100 Continue``), so
+        nothing that big is ever sent on."""
+        if length and (len(length) > 18 or int(length) > self.max_body):
+            raise self._too_large()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -266,18 +258,27 @@ class Gateway:
                 raise errors.BadRequest(_ID, "the client went away")
             chunk = message.get("body", b"")
             size += len(chunk)
-            more = message.get("more_body", False)
-            if size > self.max_body or (not chunks and more and self._declared_too_big(scope)):
-                raise errors.PayloadTooLarge(
-                    _ID, f"the request body is larger than {self.max_body} bytes"
-                )
+            if size > self.max_body:
+                raise self._too_large()
             chunks.append(chunk)
-            if not more:
+            if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _declared_too_big(self, scope: Scope) -> bool:
-        declared = _header(scope, b"content-length")
-        return declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_body)
+    def _too_large(self) -> errors.PayloadTooLarge:
+        return errors.PayloadTooLarge(
+            _ID, f"the request body is larger than {self.max_body} bytes (MICRO_API_MAX_BODY)"
+        )
+
+
+def _body_headers(scope: Scope) -> tuple[str, str]:
+    """``Content-Type`` and ``Content-Length`` (``""`` when absent), in one pass."""
+    content_type = length = ""
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            content_type = value.decode("latin-1")
+        elif key == b"content-length":
+            length = value.decode("latin-1")
+    return content_type, length
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -1,4 +1,5 @@
-"""Which service and endpoint an HTTP path names, and which namespace a host names.
+"""Which service and endpoint an HTTP path names, and which namespace a host or a token
+names.
 
 Micro's ``micro`` resolver (reference §4.2), exactly::
 
@@ -19,12 +20,15 @@ a caller sends can be as long as the header limit, and a cache of those would ho
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["resolve", "subdomain_namespace"]
+import msgspec
+
+__all__ = ["resolve", "subdomain_namespace", "token_issuer"]
 
 _VERSION: Final = re.compile(r"v\d+")
 _CACHED_LENGTH: Final = 256
@@ -86,6 +90,21 @@ def _subdomain(host: str) -> str | None:
     if sub == ["api"]:
         return None
     return "-".join(reversed(sub))
+
+
+def token_issuer(authorization: str) -> str:
+    """The ``iss`` claim of a ``Bearer`` JWT, read only to route (the door verifies the
+    token); ``""`` when there is none."""
+    parts = authorization.rpartition(" ")[2].split(".")
+    if len(parts) != 3:
+        return ""
+    try:
+        claims = msgspec.json.decode(
+            base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        )
+    except (ValueError, msgspec.DecodeError):
+        return ""
+    return str(claims.get("iss", "")) if isinstance(claims, dict) else ""
 
 
 _resolve_cached = lru_cache(maxsize=4096)(_resolve)
