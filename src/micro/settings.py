@@ -130,6 +130,11 @@ class Settings:
     """``MICRO_EVENTS_ADDRESS``: ``nats://...`` (JetStream) or ``redis://...`` (Streams)."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
+    auth_token_ttl: float = 900.0
+    """``MICRO_AUTH_TOKEN_TTL``: the longest an access token lives, in seconds, whatever a
+    login asks for."""
+    registry_max_services: int = 1000
+    """``MICRO_REGISTRY_MAX_SERVICES``: how many services one namespace may register."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -193,4 +198,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         admin_password=get("MICRO_ADMIN_PASSWORD"),
         auth_id=get("MICRO_AUTH_ID"),
         auth_secret=get("MICRO_AUTH_SECRET"),
+        auth_token_ttl=_float(env, "MICRO_AUTH_TOKEN_TTL", 900.0),
+        registry_max_services=int(_float(env, "MICRO_REGISTRY_MAX_SERVICES", 1000)),
     )

@@ -53,6 +53,18 @@ __all__ = ["server", "service"]
 @click.option(
     "--tls_key_file", envvar="MICRO_TLS_KEY_FILE", help="The TLS certificate's private key (PEM)."
 )
+@click.option(
+    "--auth_token_ttl",
+    envvar="MICRO_AUTH_TOKEN_TTL",
+    type=click.IntRange(1),
+    help="The longest an access token lives, in seconds (default 900), whatever a login asks.",
+)
+@click.option(
+    "--registry_max_services",
+    envvar="MICRO_REGISTRY_MAX_SERVICES",
+    type=click.IntRange(1),
+    help="How many services one namespace may register (default 1000).",
+)
 def server(
     proxy_address: str,
     profile: str,
@@ -66,6 +78,8 @@ def server(
     events_address: str | None,
     tls_cert_file: str | None,
     tls_key_file: str | None,
+    auth_token_ttl: int | None,
+    registry_max_services: int | None,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
@@ -85,9 +99,11 @@ def server(
         ("MICRO_EVENTS_ADDRESS", events_address),
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
+        ("MICRO_AUTH_TOKEN_TTL", auth_token_ttl),
+        ("MICRO_REGISTRY_MAX_SERVICES", registry_max_services),
     ):
         if value:
-            os.environ[key] = value
+            os.environ[key] = str(value)
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: run_server(settings))

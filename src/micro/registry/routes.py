@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from micro import errors
-from micro.registry.base import WILDCARD_DOMAIN, Registry, Service
+from micro.registry.base import DEFAULT_DOMAIN, WILDCARD_DOMAIN, Registry, Service
+from micro.rpc.client import CORE_SERVICES
 
 __all__ = ["EndpointInfo", "Route", "Routes"]
 
@@ -117,8 +118,11 @@ class Routes:
         entry = self._cache.get(key)
         now = time.monotonic()
         if entry is None or entry[1] <= now:
+            # The platform's own services are the server's, registered in its namespace:
+            # never looked up where a tenant could have registered the name.
+            domain = DEFAULT_DOMAIN if service in CORE_SERVICES else namespace
             try:
-                versions = await self.registry.get_service(service, domain=namespace)
+                versions = await self.registry.get_service(service, domain=domain)
             except errors.NotFound:
                 versions = []
             route = _route(service, versions) if versions else None
