@@ -2,7 +2,8 @@
 served from the package (no CDN, no build step).
 
 Every page but ``/login`` needs a session (else a redirect to the login page); every
-request that changes something must carry the session's CSRF token; every call a page
+request that changes something must come from the dashboard's own origin
+(:mod:`micro.web.guard`) and carry the session's CSRF token; every call a page
 makes goes to the platform as the logged-in account (:class:`~micro.web.platform.Caller`),
 so a page can do nothing that account could not do with the CLI, and a refusal shows as
 the error page with its status (403 for a forbidden action).
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +32,7 @@ from micro import errors
 from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
 from micro.web import session as sessions
+from micro.web.guard import Guard
 from micro.web.platform import Caller
 from micro.web.session import Session
 
@@ -191,8 +194,10 @@ def _page_routes() -> list[BaseRoute]:
     return routes
 
 
-def create_app(upstream: Upstream, routes: Routes, *, secure: bool = False) -> Starlette:
-    """The dashboard app."""
+def create_app(
+    upstream: Upstream, routes: Routes, *, secure: bool = False, origin: str | None = None
+) -> Starlette:
+    """The dashboard app; ``origin``: ``MICRO_WEB_ORIGIN``."""
     app = Starlette(
         routes=[
             Route("/", home),
@@ -201,7 +206,8 @@ def create_app(upstream: Upstream, routes: Routes, *, secure: bool = False) -> S
             Route("/namespace", page(namespace_page), methods=["POST"]),
             Mount("/static", StaticFiles(packages=[("micro.web", "static")]), name="static"),
             *_page_routes(),
-        ]
+        ],
+        middleware=[Middleware(Guard, origin=origin)],
     )
     app.state.web = WebApp(upstream, routes, secure=secure)
     return app

@@ -1,5 +1,5 @@
 """The dashboard as a listener of ``micro server`` at ``MICRO_WEB_ADDRESS`` (``off`` to not
-start it), and of ``micro web`` alone."""
+start it), and of ``micro web`` alone, at its origin (``MICRO_WEB_ORIGIN``)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,7 @@ def create(settings: Settings, upstream: Upstream, routes: Routes) -> HttpListen
     if settings.web_address == "off":
         return None
     from micro.web.app import create_app
+    from micro.web.guard import configured_origin
 
-    return HttpListener(create_app(upstream, routes), settings.web_address, name="web")
+    app = create_app(upstream, routes, origin=configured_origin(settings.web_origin))
+    return HttpListener(app, settings.web_address, name="web")
