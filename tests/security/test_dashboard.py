@@ -88,6 +88,50 @@ def test_a_fetch_from_another_port_with_a_tossed_cookie_is_refused(
     assert _config(micro_server, "evil") != "1"
 
 
+def test_the_csrf_token_is_the_sessions_not_a_cookies(
+    micro_server: MicroServerProcess, page: Any
+) -> None:
+    """Without the browser's Origin and Sec-Fetch-Site (an old browser, a plugin): a
+    token matching a cookie the attacker planted is still refused."""
+    log_in(page, micro_server)
+    page.context.add_cookies(
+        [
+            {"name": name, "value": "tossed", "domain": "127.0.0.1", "path": "/", "secure": secure}
+            for name, secure in (("micro-csrf", False), ("__Host-micro-csrf", True))
+        ]
+    )
+    response = page.request.post(f"{micro_server.web}/config/set", form=_EVIL)
+    assert response.status == 403
+    assert "CSRF" in response.text()
+    assert _config(micro_server, "evil") != "1"
+
+
+def test_the_attackers_own_cookies_never_act_as_the_victim(
+    micro_server: MicroServerProcess, browser: Any, page: Any
+) -> None:
+    """The attacker logs in as itself, then plants each of its cookies in turn (its
+    token, its session...) beside the victim's and posts with its own CSRF token: each
+    try is refused, or acts as the attacker (who may not set config), never as the
+    victim."""
+    ok(micro_server.micro("auth", "create", "account", "mallory", "--secret", "mallory-pw"))
+    attacker = browser.new_context().new_page()
+    try:
+        log_in(attacker, micro_server, username="mallory", password="mallory-pw")
+        token = _csrf(attacker, micro_server)
+        planted = attacker.context.cookies()
+    finally:
+        attacker.context.close()
+    log_in(page, micro_server)
+    for cookie in planted:
+        page.context.add_cookies([cookie])
+        response = page.request.post(
+            f"{micro_server.web}/config/set", form={**_EVIL, "csrf": token}, max_redirects=0
+        )
+        assert response.status in (403, 303), cookie["name"]
+        assert _config(micro_server, "evil") != "1", f"acted as the victim with {cookie['name']}"
+        log_in(page, micro_server)
+
+
 @pytest.mark.parametrize(
     "headers",
     [

@@ -1,16 +1,19 @@
 """What guards every page: the pages work under their Content-Security-Policy, no route
-changes anything over GET, and which origin is the dashboard's."""
+changes anything over GET, the login form has a token, and a dashboard behind a proxy
+(``MICRO_WEB_ORIGIN``) takes its own origin's posts only."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.routing import Mount, Route
-from tests._support import HELLOWORLD, ok
+from tests._support import HELLOWORLD, http, ok
 from tests.web.conftest import log_in
 
-from micro.testing import MicroServerProcess
+from micro.testing import MicroServerProcess, start_server
 from micro.web.app import create_app
 from micro.web.guard import configured_origin, secure_origin
 
@@ -114,3 +117,63 @@ def test_every_page_works_under_its_content_security_policy(
     stream.locator("form.fields button[type=submit]").click()
     expect(stream.locator(".answer")).to_contain_text("end of stream")
     assert broken == []
+
+
+def test_a_stale_login_form_is_refused_and_shown_again(
+    micro_server: MicroServerProcess, page: Any
+) -> None:
+    page.goto(f"{micro_server.web}/login")
+    page.context.clear_cookies()  # the form's nonce is gone: as after an hour
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", micro_server.admin_password)
+    page.click("button[type=submit]")
+    assert "stale" in page.locator("[role=alert]").inner_text()
+    assert page.input_value("input[name=username]") == "admin"
+    page.fill("input[name=password]", micro_server.admin_password)  # the new form works
+    page.click("button[type=submit]")
+    page.wait_for_url("**/services")
+
+
+def _post(url: str, body: str, headers: dict[str, str]) -> tuple[int, list[str]]:
+    """A POST: its status and every cookie it sets."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status, [v for k, v in response.getheaders() if k == "set-cookie"]
+    finally:
+        conn.close()
+
+
+def _login_form(web: str) -> tuple[str, str]:
+    """The login page's nonce cookie and the token of its form."""
+    _, headers, body = http("GET", f"{web}/login")
+    cookie = headers["set-cookie"].split(";")[0]
+    found = re.search(rb'name="csrf" value="([^"]+)"', body)
+    assert found is not None
+    return cookie, found.group(1).decode()
+
+
+def test_behind_a_proxy_the_configured_origin_is_the_dashboards(tmp_path: Path) -> None:
+    """``MICRO_WEB_ORIGIN=https://...``: posts from it pass (the request itself is plain
+    HTTP from the proxy) and get ``__Host-`` Secure cookies; the direct origin is another."""
+    server = start_server(tmp_path / "home", env={"MICRO_WEB_ORIGIN": "https://micro.example"})
+    try:
+        web = server.web
+        cookie, token = _login_form(web)
+        form = f"username=admin&password={server.admin_password}&csrf={token}"
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        status, _ = _post(f"{web}/login", form, {**headers, "Origin": web})
+        assert status == 403
+        status, cookies = _post(
+            f"{web}/login", form, {**headers, "Origin": "https://micro.example"}
+        )
+        assert status == 303
+        assert [c for c in cookies if c.startswith("__Host-micro-session=") and "Secure" in c]
+    finally:
+        server.stop()
