@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from micro import errors
 
-__all__ = ["HEADERS", "Guard", "configured_origin", "own_origin", "secure_origin"]
+__all__ = ["HEADERS", "Guard", "configured_origin", "own_origin", "refusal", "secure_origin"]
 
 POLICY: Final = "; ".join(
     [
