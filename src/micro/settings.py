@@ -77,6 +77,11 @@ class Settings:
     api_address: str = "127.0.0.1:8080"
     proxy_address: str = "127.0.0.1:8081"
     web_address: str = "127.0.0.1:8082"
+    web_origin: str | None = None
+    """``MICRO_WEB_ORIGIN``: the dashboard's origin as browsers see it (``https://host``)
+    when a proxy in front changes the scheme or host; default: what each request says."""
+    web_secret: str | None = None
+    """``MICRO_WEB_SECRET``: the dashboard's key (see :mod:`micro.web.keys`)."""
     grpc_address: str = "127.0.0.1:8083"
     """``MICRO_GRPC_ADDRESS``: the gRPC edge (``off`` to not start it)."""
     api_max_body: int = 100 * 1024 * 1024
@@ -168,6 +173,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         api_address=get("MICRO_API_ADDRESS") or "127.0.0.1:8080",
         proxy_address=get("MICRO_PROXY_ADDRESS") or "127.0.0.1:8081",
         web_address=get("MICRO_WEB_ADDRESS") or "127.0.0.1:8082",
+        web_origin=get("MICRO_WEB_ORIGIN"),
+        web_secret=get("MICRO_WEB_SECRET"),
         grpc_address=get("MICRO_GRPC_ADDRESS") or "127.0.0.1:8083",
         api_max_body=int(_float(env, "MICRO_API_MAX_BODY", 100 * 1024 * 1024)),
         api_cors_origins=_origins(env.get("MICRO_API_CORS_ORIGINS")),

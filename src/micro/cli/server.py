@@ -11,6 +11,11 @@ from micro.cli.main import MicroCommand
 
 __all__ = ["server", "service"]
 
+_WEB_ORIGIN = (
+    "The dashboard's origin as browsers see it (https://host) when a proxy in front "
+    "changes the scheme or host; only its posts are taken."
+)
+
 
 @click.command("server", cls=MicroCommand)
 @click.option(
@@ -65,6 +70,7 @@ __all__ = ["server", "service"]
     type=click.IntRange(1),
     help="How many services one namespace may register (default 1000).",
 )
+@click.option("--web_origin", envvar="MICRO_WEB_ORIGIN", help=_WEB_ORIGIN)
 def server(
     proxy_address: str,
     profile: str,
@@ -80,8 +86,14 @@ def server(
     tls_key_file: str | None,
     auth_token_ttl: int | None,
     registry_max_services: int | None,
+    web_origin: str | None,
 ) -> None:
-    """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
+    """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM.
+
+    Secrets come from the environment only, never flags (a command line is visible to
+    every user): MICRO_AUTH_PRIVATE_KEY, MICRO_CONFIG_SECRET_KEY, MICRO_WEB_SECRET (the
+    dashboard's key; default: derived from the auth key).
+    """
     from micro.log import configure
     from micro.server.app import run_server
     from micro.settings import load
@@ -101,6 +113,7 @@ def server(
         ("MICRO_TLS_KEY_FILE", tls_key_file),
         ("MICRO_AUTH_TOKEN_TTL", auth_token_ttl),
         ("MICRO_REGISTRY_MAX_SERVICES", registry_max_services),
+        ("MICRO_WEB_ORIGIN", web_origin),
     ):
         if value:
             os.environ[key] = str(value)
@@ -137,11 +150,20 @@ def service(block: str, address: str) -> None:
     show_default=True,
     help="Where the dashboard listens.",
 )
-def web(web_address: str) -> None:
-    """Run the web dashboard alone, for the server at MICRO_PROXY (or the current env)."""
+@click.option("--web_origin", envvar="MICRO_WEB_ORIGIN", help=_WEB_ORIGIN)
+def web(web_address: str, web_origin: str | None) -> None:
+    """Run the web dashboard alone, for the server at MICRO_PROXY (or the current env).
+
+    Its key (which seals sessions and makes CSRF tokens) is MICRO_WEB_SECRET, 32
+    characters or more, the same for every copy behind one address; else the server's
+    auth key when this MICRO_HOME holds it; else one generated under MICRO_HOME.
+    """
     from micro.log import configure
     from micro.server.app import serve_block
     from micro.settings import load
+
+    if web_origin:
+        os.environ["MICRO_WEB_ORIGIN"] = web_origin
 
     settings = load()
     configure(settings.log_level, settings.log_format)
