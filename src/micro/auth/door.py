@@ -118,6 +118,8 @@ class Door:
         self._decisions: BoundedDict[tuple[str, str, str, str], _Decision] = BoundedDict(
             cache_bytes
         )
+        self._identities: BoundedDict[str, dict[str, str]] = BoundedDict(cache_bytes)
+        """What :meth:`present` writes for each verified token."""
 
     def namespace_of(self, metadata: dict[str, str], account: Account | None) -> str:
         """The namespace a call acts in: the door's own, else the header, else the
@@ -195,15 +197,21 @@ class Door:
         """After admitting a call: take its credential out of ``metadata`` and say who the
         caller is in :data:`CALLER_KEYS` (removed for an anonymous caller), so what a
         handler sees can neither be replayed nor forged by a caller."""
-        metadata.pop("authorization", None)
+        header = metadata.pop("authorization", "")
         if account is None:
             for key in CALLER_KEYS:
                 metadata.pop(key, None)
             return
-        metadata["micro-caller-id"] = account.id
-        metadata["micro-caller-namespace"] = account.issuer
-        metadata["micro-caller-type"] = account.type
-        metadata["micro-caller-scopes"] = ",".join(account.scopes)
+        identity = self._identities.get(header)
+        if identity is None:
+            identity = {
+                "micro-caller-id": account.id,
+                "micro-caller-namespace": account.issuer,
+                "micro-caller-type": account.type,
+                "micro-caller-scopes": ",".join(account.scopes),
+            }
+            self._identities.set(header, identity)
+        metadata.update(identity)
 
     async def verified(self, header: str) -> Verified:
         """What the token of an ``authorization`` value says; Unauthorized when it is bad,
@@ -244,10 +252,11 @@ class Door:
             self._rules.clear()
             self._revoked.clear()
         else:
-            self._rules.pop(namespace)
-            self._revoked.pop(namespace)
+            self._rules.pop(namespace, None)
+            self._revoked.pop(namespace, None)
         self._tokens.clear()
         self._decisions.clear()
+        self._identities.clear()
 
 
 T = TypeVar("T")
