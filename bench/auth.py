@@ -25,7 +25,7 @@ if __package__ in (None, ""):
 from cryptography.hazmat.primitives import serialization
 
 from bench._harness import print_table, run_load, start_server, write_results
-from micro.auth.base import Account
+from micro.auth.base import Account, audience
 from micro.auth.keys import KeyPair
 from micro.rpc import Client
 
@@ -61,7 +61,13 @@ async def main(runs: int, calls: int) -> None:
         serialization.NoEncryption(),
     )
     env = dict(os.environ, MICRO_AUTH_PRIVATE_KEY=base64.b64encode(pem).decode())
-    token = keys.sign(Account(id="bench", issuer="micro", scopes=["admin"]), expiry=3600)
+    # What a caller of a service holds: a token bound to that service.
+    token = keys.sign(
+        Account(id="bench", issuer="micro", scopes=["admin"]),
+        expiry=3600,
+        epoch="e",
+        audience=audience("micro", "helloworld"),
+    )
     cases = (
         ("no door", "serve", None),
         ("door, anonymous", "serve-auth", None),

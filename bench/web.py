@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import tempfile
@@ -42,6 +43,24 @@ def timed(session: requests.Session, url: str, count: int) -> list[float]:
     return out
 
 
+def log_in(web: str) -> requests.Session:
+    """A session logged in as the admin through the login form (and its token)."""
+    session = requests.Session()
+    form = session.get(f"{web}/login", timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    data = {"username": "admin", "password": "bench", "namespace": "micro", "csrf": token[1]}
+    # The dashboard's cookies are Secure (__Host-) on loopback, which Chromium sends to
+    # http://127.0.0.1 but requests sends over HTTPS only: let it send them here too.
+    for cookie in session.cookies:
+        cookie.secure = False
+    done = session.post(f"{web}/login", data=data, allow_redirects=False, timeout=30)
+    assert done.status_code == 303, done.text
+    for cookie in session.cookies:
+        cookie.secure = False
+    return session
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--services", type=int, default=200)
@@ -52,19 +71,7 @@ def main() -> None:
     web, api = f"http://{edges['web']}", f"http://{edges['api']}"
     try:
         asyncio.run(register_many(env, args.services))
-        session = requests.Session()
-        done = session.post(
-            f"{web}/login",
-            data={
-                "username": "admin",
-                "password": "bench",
-                "namespace": "micro",
-                "next": "/services",
-            },
-            allow_redirects=False,
-            timeout=30,
-        )
-        assert done.status_code == 303, done.text
+        session = log_in(web)
         pages = [
             "/services",
             "/services/helloworld",

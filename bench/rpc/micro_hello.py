@@ -59,16 +59,25 @@ async def _serve(host: str, port: int, auth: bool = False) -> None:
     server = Server()
     server.add("helloworld", endpoints_of(Helloworld()))
     if auth:
-        # A door as every service has one: tokens verified with the key pair given in
-        # MICRO_AUTH_PRIVATE_KEY, the namespace's default rule.
-        from micro.auth.base import DEFAULT_RULE
+        # A door as every service has one: tokens bound to this service, verified with
+        # the key pair given in MICRO_AUTH_PRIVATE_KEY; the namespace's default rule; no
+        # account revoked.
+        import functools
+
+        from micro.auth.base import DEFAULT_RULE, audience
         from micro.auth.door import Door
         from micro.auth.keys import KeyPair
 
         async def rules(namespace: str) -> list[Any]:
             return [DEFAULT_RULE]
 
-        server.door = Door(KeyPair.from_settings().verify_token, rules, namespace="micro")
+        async def revoked(namespace: str) -> dict[str, str]:
+            return {}
+
+        verify = functools.partial(
+            KeyPair.from_settings().verify_token, audience=audience("micro", "helloworld")
+        )
+        server.door = Door(verify, rules, revocations=revoked, namespace="micro")
     bound = await server.start(f"{host}:{port}")
     announce_ready(bound.host, bound.port)
     stop = asyncio.Event()

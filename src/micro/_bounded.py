@@ -11,7 +11,7 @@ which costs a few misses and no more memory than the budget.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 __all__ = ["BoundedDict", "text_size"]
 
@@ -31,28 +31,19 @@ def text_size(key: object) -> int:
     return _ENTRY
 
 
-class BoundedDict(Generic[K, V]):
-    """A mapping that empties itself when the bytes charged for its entries pass ``budget``."""
+class BoundedDict(dict[K, V]):
+    """A dict that empties itself when the bytes charged for its entries pass ``budget``.
 
-    __slots__ = ("_bytes", "_data", "budget")
+    Reads are plain dict reads (a door reads on every call); only :meth:`set` counts.
+    Entries added with ``d[key] = value`` are not charged: use :meth:`set`.
+    """
+
+    __slots__ = ("_bytes", "budget")
 
     def __init__(self, budget: int) -> None:
+        super().__init__()
         self.budget = budget
-        self._data: dict[K, V] = {}
         self._bytes = 0
-
-    def get(self, key: K) -> V | None:
-        """The value, or ``None``."""
-        return self._data.get(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def __getitem__(self, key: K) -> V:
-        return self._data[key]
-
-    def __len__(self) -> int:
-        return len(self._data)
 
     def set(self, key: K, value: V, size: int | None = None) -> None:
         """Keep ``value`` under ``key``, charged ``size`` bytes (default: the key's text).
@@ -60,17 +51,13 @@ class BoundedDict(Generic[K, V]):
         cost = text_size(key) if size is None else size
         if cost > self.budget:
             return
-        if key not in self._data:
+        if key not in self:
             if self._bytes + cost > self.budget:
                 self.clear()
             self._bytes += cost
-        self._data[key] = value
-
-    def pop(self, key: K) -> V | None:
-        """Forget ``key`` (its bytes stay charged until the next :meth:`clear`)."""
-        return self._data.pop(key, None)
+        self[key] = value
 
     def clear(self) -> None:
         """Forget everything."""
-        self._data.clear()
+        super().clear()
         self._bytes = 0

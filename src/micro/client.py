@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from micro.envs import resolve_proxy
-from micro.rpc.client import Client, ClientStream
+from micro.rpc.client import Client, ClientStream, Exchange
 from micro.rpc.types import ClientMiddleware
 from micro.settings import Settings, load
 
@@ -37,7 +37,9 @@ def new_client(
 
     With ``identity`` its calls carry who is calling: the service's own account
     (``MICRO_AUTH_ID``/``MICRO_AUTH_SECRET``), else the developer's ``micro login`` of this
-    environment (so a service started by hand needs no extra step), else nobody.
+    environment (so a service started by hand needs no extra step), else nobody. That
+    account's token goes to the proxy only; a call straight to a node carries one bound to
+    its service instead (:mod:`micro.auth.exchange`).
     """
     from micro.registry.client import RPCRegistry
 
@@ -62,9 +64,18 @@ def new_client(
         lookup=None if via_proxy else lookup,
         middleware=chain,
         metadata={"micro-namespace": ns},
+        exchange=_exchange(holder),
     )
     holder.append(client)
     return client
+
+
+def _exchange(holder: list[Client]) -> Exchange:
+    """Tokens for the nodes a client calls directly, from the ``auth`` service."""
+    from micro.auth.client import RPCAuth
+    from micro.auth.exchange import TokenExchange
+
+    return TokenExchange(lambda: RPCAuth(holder[0]))
 
 
 def _identity(settings: Settings, namespace: str, holder: list[Client]) -> ClientMiddleware | None:

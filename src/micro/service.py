@@ -196,7 +196,7 @@ class Service:
         from micro.auth.remote import RemoteDoor
 
         # Every call is admitted by the rules of this service's namespace (as in Micro).
-        self._door = RemoteDoor(self.client, namespace=self.namespace)
+        self._door = RemoteDoor(self.client, namespace=self.namespace, service=self.name)
         self._server.door = self._door.door
         self._door.start()
         self._address = await self._server.start(self._listen)

@@ -97,6 +97,11 @@ class Settings:
     api_address: str = "127.0.0.1:8080"
     proxy_address: str = "127.0.0.1:8081"
     web_address: str = "127.0.0.1:8082"
+    web_origin: str | None = None
+    """``MICRO_WEB_ORIGIN``: the dashboard's origin as browsers see it (``https://host``)
+    when a proxy in front changes the scheme or host; default: what each request says."""
+    web_secret: str | None = None
+    """``MICRO_WEB_SECRET``: the dashboard's key (see :mod:`micro.web.keys`)."""
     grpc_address: str = "127.0.0.1:8083"
     """``MICRO_GRPC_ADDRESS``: the gRPC edge (``off`` to not start it)."""
     api_max_body: int = MAX_BODY
@@ -169,6 +174,11 @@ class Settings:
     """``MICRO_EVENTS_ADDRESS``: ``nats://...`` (JetStream) or ``redis://...`` (Streams)."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
+    auth_token_ttl: float = 900.0
+    """``MICRO_AUTH_TOKEN_TTL``: the longest an access token lives, in seconds, whatever a
+    login asks for."""
+    registry_max_services: int = 1000
+    """``MICRO_REGISTRY_MAX_SERVICES``: how many services one namespace may register."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -202,6 +212,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         api_address=get("MICRO_API_ADDRESS") or "127.0.0.1:8080",
         proxy_address=get("MICRO_PROXY_ADDRESS") or "127.0.0.1:8081",
         web_address=get("MICRO_WEB_ADDRESS") or "127.0.0.1:8082",
+        web_origin=get("MICRO_WEB_ORIGIN"),
+        web_secret=get("MICRO_WEB_SECRET"),
         grpc_address=get("MICRO_GRPC_ADDRESS") or "127.0.0.1:8083",
         api_max_body=_max_body(env),
         api_cors_origins=_origins(env.get("MICRO_API_CORS_ORIGINS")),
@@ -239,4 +251,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         admin_password=get("MICRO_ADMIN_PASSWORD"),
         auth_id=get("MICRO_AUTH_ID"),
         auth_secret=get("MICRO_AUTH_SECRET"),
+        auth_token_ttl=_float(env, "MICRO_AUTH_TOKEN_TTL", 900.0),
+        registry_max_services=int(_float(env, "MICRO_REGISTRY_MAX_SERVICES", 1000)),
     )

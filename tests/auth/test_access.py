@@ -19,7 +19,10 @@ T = TypeVar("T")
 
 DEV = Account(id="dev", issuer="team")
 ADMIN = Account(id="boss", issuer="team", scopes=["admin"])
-SERVICE = Account(id="svc", type="service", issuer="team", scopes=["service"])
+SERVICE = Account(
+    id="svc", type="service", issuer="team", scopes=["service"], metadata={"service": "svc"}
+)
+ANY_SERVICE = Account(id="any", type="service", issuer="team", scopes=["service"])
 SCOPED_SERVICE = Account(id="svc2", type="service", issuer="team", scopes=["admin"])
 ADMIN_USER_AS_CLIENT = Account(id="c", type="client", issuer="team", scopes=["admin"])
 ROOT = Account(id="admin", issuer="micro", scopes=["admin"])
@@ -53,18 +56,20 @@ def code_of(account: object, fn: Callable[[], object]) -> tuple[int, str] | None
 
 def test_authorize() -> None:
     assert code_of(None, lambda: access.authorize("team")) == (401, "an account is required")
-    for account in (DEV, ADMIN, SERVICE, ROOT, ROOT_SERVICE):
+    for account in (DEV, ADMIN, SERVICE, ROOT):
         assert code_of(account, lambda: access.authorize("team")) is None
     denied = (403, "access denied to namespace team")
-    assert code_of(STRANGER, lambda: access.authorize("team")) == denied
+    for account in (STRANGER, ROOT_SERVICE):
+        assert code_of(account, lambda: access.authorize("team")) == denied
     assert within(DEV, lambda: access.authorize("team")) == DEV
 
 
 def test_authorize_admin() -> None:
     assert code_of(None, lambda: access.authorize_admin("team")) == (401, "an account is required")
-    for account in (ADMIN, SERVICE, ROOT, ROOT_SERVICE):
+    for account in (ADMIN, ROOT):
         assert code_of(account, lambda: access.authorize_admin("team")) is None
-    for account in (DEV, SCOPED_SERVICE, ADMIN_USER_AS_CLIENT):
+    # A service account is never an admin, whatever its scopes or namespace.
+    for account in (DEV, SERVICE, SCOPED_SERVICE, ADMIN_USER_AS_CLIENT):
         result = code_of(account, lambda: access.authorize_admin("team"))
         assert result == (403, "admin access required")
     denied = (403, "access denied to namespace team")
@@ -100,8 +105,44 @@ def test_calls_no_door_admitted_are_trusted() -> None:
     assert access.caller() is None
 
 
-@pytest.mark.parametrize("account", [ROOT, ROOT_SERVICE])
-def test_platform_admins(account: Account) -> None:
-    assert account.is_platform_admin
+def test_platform_admins() -> None:
+    assert ROOT.is_platform_admin
     for namespace in ("micro", "team", "x"):
-        assert within(account, functools.partial(access.authorize_admin, namespace)) == account
+        assert within(ROOT, functools.partial(access.authorize_admin, namespace)) == ROOT
+
+
+@pytest.mark.parametrize("account", [ROOT_SERVICE, SERVICE, ADMIN_USER_AS_CLIENT])
+def test_no_service_or_client_account_is_a_platform_admin(account: Account) -> None:
+    assert not account.is_platform_admin
+    assert code_of(account, functools.partial(access.authorize_admin, "micro")) is not None
+
+
+def test_a_service_account_reaches_what_is_its_own_only() -> None:
+    def own(namespace: str, service: str | None) -> Callable[[], object]:
+        return functools.partial(access.authorize_service, namespace, service)
+
+    assert code_of(SERVICE, own("team", "svc")) is None
+    assert code_of(SERVICE, own("team", None)) is None  # what any service of team may do
+    assert code_of(SERVICE, own("team", "other")) == (403, "admin access required")
+    assert code_of(SERVICE, own("other", "svc")) == (403, "access denied to namespace other")
+    # One made by hand without a service of its own is any service of its namespace's.
+    assert code_of(ANY_SERVICE, own("team", "other")) is None
+    assert code_of(DEV, own("team", None)) == (403, "admin access required")
+    assert code_of(ADMIN, own("team", "svc")) is None
+
+
+def test_one_namespace_per_call() -> None:
+    def acting(header: str, requested: str) -> str:
+        def run() -> str:
+            metadata = {"micro-namespace": header} if header else {}
+            context._set(Call("store", "Store.Write", metadata, "application/msgpack"))
+            return access.namespace(requested, "store.Store.Write")
+
+        return contextvars.copy_context().run(run)
+
+    assert acting("team", "") == "team"
+    assert acting("team", "team") == "team"
+    assert acting("", "team") == "team"
+    assert acting("", "") == "micro"
+    with pytest.raises(errors.BadRequest, match="Micro-Namespace: micro"):
+        acting("team", "micro")

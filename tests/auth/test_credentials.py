@@ -60,6 +60,7 @@ class FakeAuth(Auth):
         refresh_token: str = "",
         expiry: float = 0,
         namespace: str = "micro",
+        client: str = "",
     ) -> Token:
         self.calls.append({"refresh_token": refresh_token, "expiry": expiry, "ns": namespace})
         if self.delay:
@@ -98,9 +99,21 @@ class FakeAuth(Auth):
         raise NotImplementedError
 
     async def change_secret(
-        self, id: str, *, new_secret: str, old_secret: str = "", namespace: str = "micro"
+        self,
+        id: str,
+        *,
+        new_secret: str,
+        old_secret: str = "",
+        namespace: str = "micro",
+        client: str = "",
     ) -> None:
         raise NotImplementedError
+
+    async def exchange(self, token: str, *, service: str, namespace: str) -> Token:
+        raise NotImplementedError
+
+    async def revoked(self, *, namespace: str = "micro") -> dict[str, str]:
+        return {}
 
     async def grant(self, rule: Rule, *, namespace: str = "micro") -> None:
         raise NotImplementedError

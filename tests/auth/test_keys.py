@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from micro import errors
-from micro.auth.base import Account
+from micro.auth.base import Account, audience
 from micro.auth.keys import KEY_FILE, PRIVATE_KEY_VAR, PUBLIC_KEY_VAR, KeyPair
 from micro.settings import load
 
@@ -53,11 +53,24 @@ def test_sign_and_verify_round_trip(keys: KeyPair) -> None:
     assert keys.inspect(token) == ALICE
 
 
-async def test_verify_token_gives_the_door_the_account_and_expiry(keys: KeyPair) -> None:
-    token = keys.sign(ALICE, expiry=60)
-    account, expires = await keys.verify_token(token)
-    assert account == ALICE
-    assert expires == claims_of(token)["exp"]
+async def test_verify_token_gives_the_door_the_account_expiry_and_epoch(keys: KeyPair) -> None:
+    token = keys.sign(ALICE, expiry=60, epoch="e1")
+    verified = await keys.verify_token(token)
+    assert verified.account == ALICE
+    assert verified.expires == claims_of(token)["exp"]
+    assert verified.epoch == "e1"
+
+
+async def test_a_token_for_one_service_opens_no_other_door(keys: KeyPair) -> None:
+    bound = keys.sign(ALICE, expiry=60, audience=audience("team", "greeter"))
+    assert (await keys.verify_token(bound, audience=audience("team", "greeter"))).account == ALICE
+    with pytest.raises(errors.Unauthorized, match="not for the platform"):
+        await keys.verify_token(bound)
+    with pytest.raises(errors.Unauthorized, match="not for this service"):
+        await keys.verify_token(bound, audience=audience("team", "billing"))
+    platform = keys.sign(ALICE, expiry=60)
+    with pytest.raises(errors.Unauthorized, match="not for this service"):
+        await keys.verify_token(platform, audience=audience("team", "greeter"))
 
 
 def test_a_tampered_token_fails(keys: KeyPair) -> None:

@@ -238,7 +238,7 @@ def test_accounts_tokens_and_secrets(micro_server: MicroServerProcess) -> None:
         == "Account updated\n"
     )
     old = _failed(server, "auth", "create", "token", "--id", "bob", "--secret", "s1", code=2)
-    assert old == "Error: Secret not correct"
+    assert old == "Error: Account not found or secret not correct"
     _ok(server, "auth", "create", "token", "--id", "bob", "--secret", "s2")
 
     assert _failed(server, "auth", "delete", "account", "admin", code=1) == (

@@ -58,7 +58,7 @@ def test_an_account_made_through_one_replica_logs_in_through_another(
     ok(r1.micro("login", "--username", name, "--password", "s3cret-pw", env=client))
     assert name in ok(r1.micro("user", env=client))
     wrong = r1.micro("login", "--username", name, "--password", "wrong", env=client)
-    assert "Secret not correct" in failed(wrong, 2)
+    assert "Account not found or secret not correct" in failed(wrong, 2)
 
 
 def test_a_service_run_through_one_replica(cluster: list[MicroServerProcess]) -> None:
@@ -154,14 +154,18 @@ def test_a_rule_made_through_one_replica_holds_on_another(
     cluster: list[MicroServerProcess],
 ) -> None:
     r0, r1, _ = cluster
-    rule = f"nostore{uuid.uuid4().hex[:6]}"
-    token = ok(r1.micro("user", "token")).strip()
+    rule = f"nonetwork{uuid.uuid4().hex[:6]}"
+    # An account the rule binds (a namespace's admins always pass its platform services).
+    reader = f"reader{uuid.uuid4().hex[:6]}"
+    ok(r0.micro("auth", "create", "account", "--secret", "s3cret-pw", reader))
+    made = ok(r1.micro("auth", "create", "token", "--id", reader, "--secret", "s3cret-pw"))
+    token = json.loads(made.removeprefix("Token created: "))["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
 
-    def store_answers(status: int) -> bool:
-        return http("POST", f"{r1.api}/store/list", b"{}", auth)[0] == status
+    def network_answers(status: int) -> bool:
+        return http("POST", f"{r1.api}/network/services", b"{}", auth)[0] == status
 
-    assert store_answers(200)
+    assert network_answers(200)
     ok(
         r0.micro(
             "auth",
@@ -170,7 +174,7 @@ def test_a_rule_made_through_one_replica_holds_on_another(
             "--scope",
             "*",
             "--resource",
-            "service:store:*",
+            "service:network:*",
             "--access",
             "denied",
             "--priority",
@@ -179,7 +183,7 @@ def test_a_rule_made_through_one_replica_holds_on_another(
         )
     )
     try:
-        _until(lambda: store_answers(403), "r0's rule denying the store taking effect on r1", 10)
+        _until(lambda: network_answers(403), "r0's rule taking effect on r1", 10)
     finally:
         ok(r0.micro("auth", "delete", "rule", rule))
-    _until(lambda: store_answers(200), "the rule's removal taking effect on r1", 10)
+    _until(lambda: network_answers(200), "the rule's removal taking effect on r1", 10)

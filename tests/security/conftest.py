@@ -1,11 +1,15 @@
-"""Fixtures of the attacks: a real server and a tenant namespace with its own admin."""
+"""Fixtures of the attacks: a real server and a tenant namespace with its own admin, and
+the victim's browser for the dashboard's."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.security._tenant import Tenant, make_tenant
+from tests.web.conftest import launch, new_page
 
 from micro.testing import MicroServerProcess
 
@@ -14,3 +18,17 @@ from micro.testing import MicroServerProcess
 def tenant(micro_server: MicroServerProcess, tmp_path: Path) -> Tenant:
     """A second namespace of ``micro_server`` and its admin ``tadmin``, logged in."""
     return make_tenant(micro_server, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per module (as in tests/web)."""
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """The victim's page, in a browser context of its own."""
+    with new_page(browser) as page:
+        yield page

@@ -122,7 +122,7 @@ def test_service_with_its_own_account(micro_server: MicroServerProcess) -> None:
         line = proc.stderr.readline()
         while "cannot register" not in line:
             line = proc.stderr.readline()
-        assert "Secret not correct" in line
+        assert "Account not found or secret not correct" in line
     finally:
         proc.kill()
         proc.wait()
@@ -166,8 +166,16 @@ async def test_a_user_service_enforces_the_rules_itself(micro_server: MicroServe
         await anonymous.call("helloworld", "Helloworld.Call", {"name": "x"})
     await anonymous.close()
     assert refused.value.detail == "Unauthorized call made to helloworld:Helloworld.Call"
-    # ...and lets the admin in.
+    # ...and lets the admin in, with a token bound to it (the CLI exchanges its own)...
+    called = micro_server.micro(
+        "call", "--address", node, "helloworld", "Helloworld.Call", '{"name": "x"}'
+    )
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout) == {"msg": "Hello x"}
+    # ...but never with the admin's own token, which would open every other door too.
     token = micro_server.micro("user", "token").stdout.strip()
     admin = Client(proxy=node, metadata={"authorization": f"Bearer {token}"})
-    assert await admin.call("helloworld", "Helloworld.Call", {"name": "x"}) == {"msg": "Hello x"}
+    with pytest.raises(errors.Unauthorized) as refused:
+        await admin.call("helloworld", "Helloworld.Call", {"name": "x"})
     await admin.close()
+    assert refused.value.detail == "invalid token: not for this service (micro/helloworld)"

@@ -8,10 +8,12 @@ backend is required). Screenshots of the pages go to ``test-output/web/``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +52,9 @@ def chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium per test module. (Not per session: Playwright's sync API keeps
-    an event loop running in this thread while it is open, and the async tests of the
-    modules after these need the thread's loop to themselves.)"""
+@contextmanager
+def launch() -> Iterator[Any]:
+    """A headless Chromium, closed at the end of the block."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -66,14 +66,30 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context and page (no cookies from other tests)."""
+@contextmanager
+def new_page(browser: Any) -> Iterator[Any]:
+    """A page in a fresh browser context (no cookies from elsewhere), closed after."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module. (Not per session: Playwright's sync API keeps
+    an event loop running in this thread while it is open, and the async tests of the
+    modules after these need the thread's loop to themselves.)"""
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context and page (no cookies from other tests)."""
+    with new_page(browser) as page:
+        yield page
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -93,3 +109,10 @@ def log_in(page: Any, server: MicroServerProcess, *, username: str = "admin",
     page.fill("input[name=namespace]", namespace)
     page.click("button[type=submit]")
     page.wait_for_url("**/services**")
+
+
+def csrf_of(page: Any) -> str:
+    """The session's CSRF token, as the page shown carries it (htmx's header)."""
+    headers = page.evaluate("document.body.getAttribute('hx-headers')")
+    token: str = json.loads(headers)["X-CSRF-Token"]
+    return token

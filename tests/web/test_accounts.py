@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests._support import ok
-from tests.web.conftest import log_in, screenshot
+from tests.web.conftest import csrf_of, log_in, screenshot
 
 from micro.testing import MicroServerProcess
 
@@ -72,7 +72,7 @@ def test_only_admins_see_accounts(micro_server: MicroServerProcess, page: Any) -
     page.goto(f"{micro_server.web}/accounts")
     assert page.locator("h1.error-title").inner_text() == "403 Forbidden"
     # and the platform refuses the changes themselves, whatever the page shows
-    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "micro-csrf")
+    csrf = csrf_of(page)
     response = page.request.post(
         f"{micro_server.web}/accounts/rules/create",
         form={"csrf": csrf, "id": "mine", "resource": "service:*:*", "access": "granted"},

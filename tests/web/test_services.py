@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from tests._support import HELLOWORLD, ok
-from tests.web.conftest import log_in, screenshot
+from tests.web.conftest import csrf_of, log_in, screenshot
 
 from micro.testing import MicroServerProcess
 from micro.web.pages.services import _rows
@@ -170,7 +170,7 @@ def test_wrong_values_show_the_error_in_the_answer_box(
     screenshot(page, "service-call-error")
 
     # a number field cannot take "abc" in the browser; the dashboard refuses it too
-    csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "micro-csrf")
+    csrf = csrf_of(page)
     response = page.request.post(
         f"{server.web}/services/helloworld/stream?endpoint=Helloworld.Stream",
         form={"count": "abc"},

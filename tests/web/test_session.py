@@ -19,14 +19,35 @@ def test_every_page_but_login_needs_a_session(micro_server: MicroServerProcess) 
     assert b"Log in to Micro" in body
 
 
-def test_login_sets_httponly_samesite_cookies(page: Any, micro_server: MicroServerProcess) -> None:
+def test_the_session_is_one_sealed_httponly_cookie(
+    page: Any, micro_server: MicroServerProcess
+) -> None:
     log_in(page, micro_server)
     cookies = {c["name"]: c for c in page.context.cookies()}
-    assert {"micro-token", "micro-refresh", "micro-csrf"} <= set(cookies)
-    for cookie in cookies.values():
-        assert cookie["httpOnly"]
-        assert cookie["sameSite"] == "Strict"
-    assert page.evaluate("document.cookie") == ""  # scripts see none of them
+    # Chromium keeps Secure cookies on http://127.0.0.1, so the __Host- name is used there
+    assert set(cookies) == {"__Host-micro-session"}
+    cookie = cookies["__Host-micro-session"]
+    assert cookie["httpOnly"]
+    assert cookie["secure"]
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert "eyJ" not in cookie["value"]  # no token in clear (a JWT starts so)
+    assert page.evaluate("document.cookie") == ""  # scripts see none of it
+
+
+def test_plain_http_off_loopback_gets_plain_cookie_names(
+    micro_server: MicroServerProcess,
+) -> None:
+    """A browser drops Secure cookies on plain HTTP to another host: there the cookies
+    have plain names and no Secure flag, else the session would never come back."""
+    for host, name, secure in (
+        ("dashboard.example:8082", "micro-login=", False),
+        ("localhost:8082", "__Host-micro-login=", True),
+    ):
+        _, headers, _ = http("GET", f"{micro_server.web}/login", headers={"Host": host})
+        cookie = headers["set-cookie"]
+        assert cookie.startswith(name), host
+        assert ("Secure" in cookie) is secure, host
 
 
 def test_wrong_password_is_said_on_the_form(page: Any, micro_server: MicroServerProcess) -> None:

@@ -1,4 +1,5 @@
-"""Accounts and refresh tokens as records of one store table (layout: :mod:`micro.auth.store`)."""
+"""Accounts, refresh tokens and revocations as records of one store table (layout:
+:mod:`micro.auth.store`)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,21 @@ class AccountBook:
         await self.drop_refresh_tokens(stored.id, ns)
         await self._drop(f"accountByName/{ns}/{stored.name or stored.id}")
         await self._drop(f"account/{ns}/{stored.id}")
+
+    # -- revocations ----------------------------------------------------------------------
+
+    async def revoke(self, namespace: str, id: str, epoch: str, expiry: float) -> None:
+        """Say that the tokens of an account carrying another epoch than ``epoch`` (``-``:
+        any) are revoked, for ``expiry`` seconds: as long as such a token could live."""
+        await self._put(f"revoked/{namespace}/{id}", epoch.encode(), expiry)
+
+    async def revoked(self, namespace: str) -> dict[str, str]:
+        """The namespace's revocations: account id -> the epoch its tokens must carry."""
+        prefix = f"revoked/{namespace}/"
+        records = await self._store.read(
+            prefix, database=self._database, table=self._table, prefix=True
+        )
+        return {r.key[len(prefix) :]: r.value.decode() for r in records}
 
     # -- refresh tokens -------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from micro.auth.base import Rule
 
 __all__ = [
     "DEFAULT_EXPIRY",
-    "MAX_EXPIRY",
     "check_expiry",
     "check_id",
     "check_namespace",
@@ -23,9 +22,8 @@ __all__ = [
 ]
 
 DEFAULT_EXPIRY: Final = 15 * 60.0
-"""An access token's life when 0 is asked (Micro's token provider default)."""
-MAX_EXPIRY: Final = 30 * 24 * 3600.0
-"""The longest an access token may live."""
+"""An access token's life when 0 is asked (Micro's token provider default), and the
+longest one may live unless the server says otherwise (``MICRO_AUTH_TOKEN_TTL``)."""
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _ID = re.compile(r"[^/\x00-\x1f\x7f]{1,256}")
@@ -62,12 +60,9 @@ def check_rule(rule: Rule, error_id: str = "auth") -> None:
         raise errors.BadRequest(error_id, "Access missing")
 
 
-def check_expiry(expiry: float, error_id: str = "auth") -> float:
-    """The access token life to use: :data:`DEFAULT_EXPIRY` for 0; at most 30 days."""
+def check_expiry(expiry: float, longest: float, error_id: str = "auth") -> float:
+    """The access token life to use: ``expiry`` seconds (the default for 0), at most
+    ``longest``: a caller may ask for less than the server allows, never more."""
     if expiry < 0:
         raise errors.BadRequest(error_id, "token expiry must not be negative")
-    if expiry > MAX_EXPIRY:
-        raise errors.BadRequest(
-            error_id, f"token expiry must be at most {int(MAX_EXPIRY)} seconds (30 days)"
-        )
-    return expiry or DEFAULT_EXPIRY
+    return min(expiry or DEFAULT_EXPIRY, longest)

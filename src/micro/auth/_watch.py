@@ -1,4 +1,5 @@
-"""In-process fan-out of "the rules of namespace X changed" to rule watchers.
+"""In-process fan-out of "the rules (or revoked tokens) of namespace X changed" to the
+watchers of rules: the doors.
 
 Each watcher keeps a set of namespaces not yet read, never a queue of changes: a slow
 reader costs at most one entry per namespace, and hears of every namespace that changed.
@@ -69,9 +70,11 @@ class RulesHub:
         return watcher
 
     def notify(self, namespace: str) -> None:
-        """Tell every watcher of ``namespace`` (and of all) that its rules changed."""
+        """Tell every watcher of ``namespace`` (and of all) that its rules or revocations
+        changed. Those of ``micro`` concern everyone: its admins call into every
+        namespace, so every door must hear when one of their tokens is revoked."""
         for watcher in list(self._watchers):
-            if watcher.namespace is None or watcher.namespace == namespace:
+            if watcher.namespace in (None, namespace) or namespace == "micro":
                 watcher.offer(namespace)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
 import msgspec
@@ -30,6 +31,8 @@ __all__ = [
     "Rule",
     "RulesWatcher",
     "Token",
+    "Verified",
+    "audience",
 ]
 
 ADMIN_SCOPE: Final = "admin"
@@ -54,12 +57,40 @@ class Account(msgspec.Struct, omit_defaults=True):
         return scope in self.scopes
 
     @property
+    def is_service(self) -> bool:
+        """A service's own account (what the runtime gives each service it runs)."""
+        return self.type == "service"
+
+    @property
     def is_platform_admin(self) -> bool:
-        """A ``micro`` admin user or service account: may act in every namespace."""
-        return self.issuer == "micro" and (
-            (self.type == "user" and ADMIN_SCOPE in self.scopes)
-            or (self.type == "service" and SERVICE_SCOPE in self.scopes)
+        """An admin of ``micro``: may act in every namespace. Only users are admins; a
+        service account never is, whatever its scopes (a service's code could otherwise
+        hand its secret to anyone)."""
+        return self.issuer == "micro" and self.type == "user" and ADMIN_SCOPE in self.scopes
+
+    def administers(self, namespace: str) -> bool:
+        """True for an admin of ``namespace`` (a user of it with scope ``admin``) and for
+        platform admins."""
+        return self.is_platform_admin or (
+            self.issuer == namespace and self.type == "user" and ADMIN_SCOPE in self.scopes
         )
+
+
+def audience(namespace: str, service: str) -> str:
+    """The ``aud`` claim of a token for calling ``service`` of ``namespace`` and nothing
+    else (:mod:`micro.auth.bound`)."""
+    return f"service:{namespace}/{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What a door learns from a valid access token."""
+
+    account: Account
+    expires: float
+    """Unix seconds."""
+    epoch: str
+    """The account's epoch when the token was issued (empty in tokens of older servers)."""
 
 
 class Token(msgspec.Struct):
@@ -159,10 +190,27 @@ class Auth(ABC):
         refresh_token: str = "",
         expiry: float = 0,
         namespace: str = "micro",
+        client: str = "",
     ) -> Token:
         """Log in with id (or name) and secret, or refresh with a refresh token; ``expiry``
-        is the access token's life in seconds (0 = the default). Unauthorized with Micro's
-        messages when wrong; repeated wrong secrets are throttled (429 with a wait)."""
+        is the access token's life in seconds (0 = the default; never more than the
+        server's longest). Unauthorized when wrong, saying neither whether the account
+        exists nor taking less time when it does not; repeated wrong secrets from one
+        ``client`` address are throttled (429 with a wait). ``client`` is filled in by
+        the server from where the attempt came; callers over RPC cannot set it."""
+
+    @abstractmethod
+    async def exchange(self, token: str, *, service: str, namespace: str) -> Token:
+        """A token for calling ``service`` of ``namespace`` as the account of ``token`` (a
+        platform access token): only that service's door takes it, so the service cannot
+        replay it anywhere. It lives as long as ``token`` does, at most 5 minutes, and has
+        no refresh token. Unauthorized when ``token`` is not a valid platform token."""
+
+    @abstractmethod
+    async def revoked(self, *, namespace: str = "micro") -> dict[str, str]:
+        """The accounts of ``namespace`` whose earlier tokens are revoked (their secret
+        changed, or they were deleted): account id -> the epoch a token of it must carry
+        (``-``: none is valid). Doors read it to refuse revoked tokens."""
 
     @abstractmethod
     async def inspect(self, token: str) -> Account:
@@ -179,14 +227,22 @@ class Auth(ABC):
 
     @abstractmethod
     async def delete_account(self, id: str, *, namespace: str = "micro") -> None:
-        """Delete an account and its refresh tokens; NotFound when it does not exist."""
+        """Delete an account, its refresh tokens, and (revoked) its access tokens;
+        NotFound when it does not exist."""
 
     @abstractmethod
     async def change_secret(
-        self, id: str, *, new_secret: str, old_secret: str = "", namespace: str = "micro"
+        self,
+        id: str,
+        *,
+        new_secret: str,
+        old_secret: str = "",
+        namespace: str = "micro",
+        client: str = "",
     ) -> None:
         """Set a new secret; ``old_secret`` must match unless the caller may skip it (the
-        handler decides: platform admins and the namespace's admins)."""
+        handler decides: platform admins and the namespace's admins). Every token of the
+        account bought before is revoked. ``client`` as for :meth:`token`."""
 
     @abstractmethod
     async def grant(self, rule: Rule, *, namespace: str = "micro") -> None:

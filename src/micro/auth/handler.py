@@ -7,7 +7,9 @@ Three handlers, hosted together under the service name ``auth``::
 Who may do what (Micro's table; checks by :mod:`micro.auth.access`):
 
 ==========================================  ==========================================
-``Auth.Token``, ``Inspect``, ``PublicKey``  anyone (``Revoke`` too: it needs the token)
+``Auth.Token``, ``Inspect``, ``PublicKey``  anyone (``Revoke`` and ``Exchange`` too:
+                                             they need the token)
+``Accounts.Revoked``                         any account
 ``Accounts.List``, ``Rules.List``, ``Watch``  any account of the namespace
 ``Auth.Generate``, ``Accounts.Delete``,      an admin of the namespace
 ``Rules.Create``, ``Rules.Delete``
@@ -15,8 +17,11 @@ Who may do what (Micro's table; checks by :mod:`micro.auth.access`):
                                              old secret
 ==========================================  ==========================================
 
-Platform admins (``micro`` admins and services) may act in every namespace. Nobody may
-delete their own account.
+Admins are users: platform admins (``micro`` users with scope ``admin``) may act in every
+namespace, a namespace's admins in theirs; a service account never administers anything.
+Nobody may delete their own account. Each call acts in one namespace, the one its door
+checked (:func:`micro.auth.access.namespace`). Login attempts are throttled by the
+address they came from (``micro-remote-address``, which the server sets).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from micro.auth.proto import (
     DeleteAccountRequest,
     DeleteRuleRequest,
     EmptyResponse,
+    ExchangeRequest,
     GenerateRequest,
     GenerateResponse,
     InspectRequest,
@@ -43,6 +49,8 @@ from micro.auth.proto import (
     ListRulesResponse,
     Options,
     PublicKeyResponse,
+    RevokedRequest,
+    RevokedResponse,
     RevokeRequest,
     TokenRequest,
     TokenResponse,
@@ -52,12 +60,24 @@ from micro.auth.proto import (
     to_message,
 )
 from micro.rpc import context
+from micro.rpc.server import REMOTE_ADDRESS
+from micro.wire.transport import parse_address
 
 __all__ = ["Accounts", "Auth", "Rules", "handlers"]
 
 
-def _namespace(options: Options) -> str:
-    return options.namespace or context.namespace()
+def _namespace(options: Options, where: str) -> str:
+    return access.namespace(options.namespace, where)
+
+
+def _client() -> str:
+    """The host the call came from, as the server saw it (never what a caller said): its
+    port changes with every connection, so throttling keys on the host alone."""
+    address = context.metadata().get(REMOTE_ADDRESS, "")
+    try:
+        return parse_address(address).host or address
+    except ValueError:
+        return address
 
 
 class Auth:
@@ -68,7 +88,7 @@ class Auth:
 
     async def generate(self, req: GenerateRequest) -> GenerateResponse:
         """Create an account (admins of the namespace); the answer holds its secret."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Auth.Generate")
         access.authorize_admin(namespace)
         account = await self._backend.generate(
             req.id,
@@ -92,13 +112,25 @@ class Auth:
             secret=req.secret,
             refresh_token=req.refresh_token,
             expiry=req.token_expiry,
-            namespace=_namespace(req.options),
+            namespace=_namespace(req.options, "auth.Auth.Token"),
+            client=_client(),
+        )
+        return TokenResponse(token)
+
+    async def exchange(self, req: ExchangeRequest) -> TokenResponse:
+        """A token for calling one service of the call's namespace as the account of
+        ``req.token``: what a client sends a service instead of its own token."""
+        token = await self._backend.exchange(
+            req.token,
+            service=req.service,
+            namespace=_namespace(req.options, "auth.Auth.Exchange"),
         )
         return TokenResponse(token)
 
     async def revoke(self, req: RevokeRequest) -> EmptyResponse:
         """Log out: forget a refresh token (unknown is fine)."""
-        await self._backend.revoke(req.refresh_token, namespace=_namespace(req.options))
+        namespace = _namespace(req.options, "auth.Auth.Revoke")
+        await self._backend.revoke(req.refresh_token, namespace=namespace)
         return EmptyResponse()
 
     async def public_key(self) -> PublicKeyResponse:
@@ -114,13 +146,22 @@ class Accounts:
 
     async def list(self, req: ListAccountsRequest) -> ListAccountsResponse:
         """The namespace's accounts, without secrets."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Accounts.List")
         access.authorize(namespace)
         return ListAccountsResponse(await self._backend.accounts(namespace=namespace))
 
+    async def revoked(self, req: RevokedRequest) -> RevokedResponse:
+        """Whose tokens of namespace ``issuer`` are revoked, for the doors of services:
+        theirs verify tokens of any namespace that may call them."""
+        if access.enforced() and access.caller() is None:
+            raise errors.Unauthorized("auth.Accounts.Revoked", "an account is required")
+        issuer = req.issuer or access.namespace(where="auth.Accounts.Revoked")
+        return RevokedResponse(await self._backend.revoked(namespace=issuer))
+
     async def delete(self, req: DeleteAccountRequest) -> EmptyResponse:
-        """Delete an account and its refresh tokens (admins; never one's own)."""
-        namespace = _namespace(req.options)
+        """Delete an account, its refresh tokens and its access tokens (admins; never
+        one's own)."""
+        namespace = _namespace(req.options, "auth.Accounts.Delete")
         account = access.authorize_admin(namespace)
         if account is not None and account.id == req.id and account.issuer == namespace:
             raise errors.BadRequest("auth.Accounts.Delete", "Can't delete your own account")
@@ -130,7 +171,7 @@ class Accounts:
     async def change_secret(self, req: ChangeSecretRequest) -> EmptyResponse:
         """Set a new secret: admins may skip the old one; an account may change its own
         with it. Every refresh token of the account is revoked."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Accounts.ChangeSecret")
         account = access.authorize(namespace)
         if account is not None and not access.is_admin(account, namespace):
             if account.id != req.id:
@@ -138,7 +179,11 @@ class Accounts:
             if not req.old_secret:
                 raise errors.BadRequest("auth.Accounts.ChangeSecret", "Old secret missing")
         await self._backend.change_secret(
-            req.id, new_secret=req.new_secret, old_secret=req.old_secret, namespace=namespace
+            req.id,
+            new_secret=req.new_secret,
+            old_secret=req.old_secret,
+            namespace=namespace,
+            client=_client(),
         )
         return EmptyResponse()
 
@@ -151,14 +196,14 @@ class Rules:
 
     async def create(self, req: CreateRuleRequest) -> EmptyResponse:
         """Add a rule (admins); 409 when its id exists."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Rules.Create")
         access.authorize_admin(namespace)
         await self._backend.grant(from_message(req.rule), namespace=namespace)
         return EmptyResponse()
 
     async def delete(self, req: DeleteRuleRequest) -> EmptyResponse:
         """Remove a rule (admins); 404 when it does not exist."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Rules.Delete")
         access.authorize_admin(namespace)
         if not req.id:
             raise errors.BadRequest("auth.Rules.Delete", "ID missing")
@@ -167,7 +212,7 @@ class Rules:
 
     async def list(self, req: ListRulesRequest) -> ListRulesResponse:
         """The namespace's rules (the public default until it has its own)."""
-        namespace = _namespace(req.options)
+        namespace = _namespace(req.options, "auth.Rules.List")
         access.authorize(namespace)
         rules = await self._backend.rules(namespace=namespace)
         return ListRulesResponse([to_message(rule) for rule in rules])
@@ -175,7 +220,10 @@ class Rules:
     async def watch(self, req: WatchRulesRequest) -> AsyncIterator[WatchRulesResponse]:
         """``{"namespace": ns}`` at once (reload now), then whenever its rules change;
         namespace ``*`` follows every namespace (platform admins)."""
-        namespace = _namespace(req.options)
+        if req.options.namespace == ALL_NAMESPACES:  # all of them: no one namespace to match
+            namespace = ALL_NAMESPACES
+        else:
+            namespace = _namespace(req.options, "auth.Rules.Watch")
         if namespace != ALL_NAMESPACES:
             access.authorize(namespace)
         elif access.enforced():

@@ -9,6 +9,14 @@ verifies needs the public key alone (:meth:`KeyPair.from_public_pem`).
 HS256 "signed" with the public key, a tampered or expired token, or one signed by another
 server's key all fail with :class:`~micro.errors.Unauthorized`, whose detail says why in a
 few words and never repeats the token.
+
+Two kinds of token, told apart by the ``aud`` claim. A *platform* token (no ``aud``) is what
+logging in gives: the doors of the platform (the proxy, the gateway, the core services)
+take it. A *service* token (``aud`` = :func:`audience` of one service) is what a call to a
+user service carries instead: only that service's door takes it, so a service that keeps
+what it was called with can replay it nowhere but at itself. Both carry the account's
+``epoch``, which changes when its secret does, so a door can refuse the tokens of an
+account whose secret changed or that was deleted (:mod:`micro.auth.door`).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from micro import errors
-from micro.auth.base import Account
+from micro.auth.base import Account, Verified, audience
 from micro.settings import Settings, load
 
 __all__ = [
@@ -36,8 +44,10 @@ __all__ = [
     "PRIVATE_KEY_VAR",
     "PUBLIC_KEY_VAR",
     "KeyPair",
+    "Verified",
     "account_from_claims",
-]
+    "audience",
+]  # Verified and audience live in micro.auth.base (cheap to import); re-exported here
 
 ALGORITHM: Final = "RS256"
 KEY_FILE: Final = "server/auth_key.pem"
@@ -196,8 +206,17 @@ class KeyPair:
         """True when this pair holds the private key."""
         return self._private is not None
 
-    def sign(self, account: Account, *, expiry: float, now: float | None = None) -> str:
-        """An access token for ``account`` living ``expiry`` seconds from ``now``."""
+    def sign(
+        self,
+        account: Account,
+        *,
+        expiry: float,
+        now: float | None = None,
+        epoch: str = "",
+        audience: str = "",
+    ) -> str:
+        """An access token for ``account`` living ``expiry`` seconds from ``now``: a platform
+        token, or with ``audience`` a token only that service takes."""
         if self._private is None:
             raise errors.InternalServerError(_ID, "this auth key pair cannot sign tokens")
         issued = int(time.time() if now is None else now)
@@ -212,10 +231,15 @@ class KeyPair:
         }
         if account.metadata:
             claims["metadata"] = dict(account.metadata)
+        if epoch:
+            claims["epoch"] = epoch
+        if audience:
+            claims["aud"] = audience
         return jwt.encode(claims, self._private, algorithm=ALGORITHM)
 
-    def verify(self, token: str, *, now: float | None = None) -> dict[str, Any]:
-        """The claims of a valid access token; Unauthorized saying why otherwise."""
+    def verify(self, token: str, *, now: float | None = None, audience: str = "") -> dict[str, Any]:
+        """The claims of a valid access token; Unauthorized saying why otherwise. Without
+        ``audience`` only a platform token is valid; with it, only a token for it."""
         if not isinstance(token, str) or token.count(".") != 2:
             raise errors.Unauthorized(_ID, "invalid token: not a JWT")
         try:
@@ -223,13 +247,21 @@ class KeyPair:
                 token,
                 self._public,
                 algorithms=[ALGORITHM],
+                audience=audience or None,
                 # exp and iat are checked below against our clock (tests move it).
-                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "strict_aud": bool(audience),  # one audience, matched exactly
+                },
             )
         except jwt.InvalidAlgorithmError:
             raise errors.Unauthorized(_ID, "invalid token: algorithm not allowed") from None
         except jwt.InvalidSignatureError:
             raise errors.Unauthorized(_ID, "invalid token: bad signature") from None
+        except (jwt.InvalidAudienceError, jwt.MissingRequiredClaimError):
+            raise errors.Unauthorized(_ID, _wrong_audience(audience)) from None
         except jwt.InvalidTokenError:
             raise errors.Unauthorized(_ID, "invalid token: malformed") from None
         current = time.time() if now is None else now
@@ -249,8 +281,23 @@ class KeyPair:
         """The account of a valid access token (:meth:`verify`, then the claims read)."""
         return account_from_claims(self.verify(token, now=now))
 
-    async def verify_token(self, token: str) -> tuple[Account, float]:
-        """The account of a valid access token and when it expires (unix seconds): the
-        :data:`micro.auth.door.TokenVerifier` a door verifies tokens with, locally."""
-        claims = self.verify(token)
-        return account_from_claims(claims), float(claims["exp"])
+    def verified(self, token: str, *, now: float | None = None, audience: str = "") -> Verified:
+        """:meth:`verify`, read: the account, expiry and epoch of a valid token."""
+        claims = self.verify(token, now=now, audience=audience)
+        return Verified(account_from_claims(claims), float(claims["exp"]), _epoch(claims))
+
+    async def verify_token(self, token: str, *, audience: str = "") -> Verified:
+        """:meth:`verified`, as the :data:`micro.auth.door.TokenVerifier` a door verifies
+        tokens with, locally."""
+        return self.verified(token, audience=audience)
+
+
+def _epoch(claims: Mapping[str, Any]) -> str:
+    epoch = claims.get("epoch")
+    return epoch if isinstance(epoch, str) else ""
+
+
+def _wrong_audience(wanted: str) -> str:
+    if not wanted:
+        return "invalid token: it is for one service, not for the platform"
+    return f"invalid token: not for this service ({wanted.removeprefix('service:')})"

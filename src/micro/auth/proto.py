@@ -1,8 +1,9 @@
 """Request and response types of the ``auth`` RPC service (Micro's names and shapes).
 
-Handlers ``Auth`` (Generate, Inspect, Token, Revoke, PublicKey), ``Accounts`` (List,
-Delete, ChangeSecret) and ``Rules`` (Create, Delete, List, Watch). ``options.namespace``
-defaults to the caller's. Rules travel with ``access`` as Micro's enum names
+Handlers ``Auth`` (Generate, Inspect, Token, Revoke, PublicKey, and our Exchange),
+``Accounts`` (List, Delete, ChangeSecret, and our Revoked) and ``Rules`` (Create, Delete,
+List, Watch). ``options.namespace`` defaults to the call's (``micro-namespace``) and, when
+given, must be the same. Rules travel with ``access`` as Micro's enum names
 (``GRANTED``/``DENIED``; any case, or the numbers 1/2, are accepted).
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "DeleteAccountRequest",
     "DeleteRuleRequest",
     "EmptyResponse",
+    "ExchangeRequest",
     "GenerateRequest",
     "GenerateResponse",
     "InspectRequest",
@@ -31,6 +33,8 @@ __all__ = [
     "PublicKeyResponse",
     "ResourceMessage",
     "RevokeRequest",
+    "RevokedRequest",
+    "RevokedResponse",
     "RuleMessage",
     "TokenRequest",
     "TokenResponse",
@@ -84,6 +88,26 @@ class TokenRequest(msgspec.Struct, omit_defaults=True):
 
 class TokenResponse(msgspec.Struct):
     token: Token
+
+
+class ExchangeRequest(msgspec.Struct, omit_defaults=True):
+    """A platform access token to exchange for one only ``service`` takes."""
+
+    token: str = ""
+    service: str = ""
+    options: Options = Options()
+
+
+class RevokedRequest(msgspec.Struct, omit_defaults=True):
+    """Whose revocations: the accounts of namespace ``issuer`` (the call's when empty)."""
+
+    issuer: str = ""
+
+
+class RevokedResponse(msgspec.Struct):
+    """Account id -> the epoch its tokens must carry (``-``: none is valid)."""
+
+    accounts: dict[str, str] = {}
 
 
 class RevokeRequest(msgspec.Struct, omit_defaults=True):

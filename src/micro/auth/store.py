@@ -6,13 +6,21 @@ Keys, as in Micro (``<ns>`` = namespace)::
     accountByName/<ns>/<name>              the id of the account with that name
     refresh/<ns>/<sha256 of token>         the account id a refresh token belongs to
     refreshByAccount/<ns>/<id>/<sha256>    the same, found by account (to revoke them all)
+    revoked/<ns>/<id>                      the epoch the account's tokens must carry ("-":
+                                           none may), while an older token could live
     rules/<ns>/<id>, rulesSet/<ns>         rules (see :mod:`micro.auth._rulebook`)
 
 Secrets and refresh tokens are never stored or logged in clear. Refresh tokens live
-``refresh_expiry`` seconds from their last use. Account writes of one namespace are
-serialised in this process; watchers of rules hear of changes made in this process, and,
-through :class:`~micro.peers.Peers`, in the other replicas of a cluster. Login throttling
-counts per replica.
+``refresh_expiry`` seconds from their last use; access tokens at most ``token_ttl``
+(``MICRO_AUTH_TOKEN_TTL``), whatever a caller asks. An access token carries its account's
+*epoch*, made anew when the account is created or its secret changes: changing a secret or
+deleting an account writes a revocation that every door reads, so the account's earlier
+tokens stop working at once, not when they expire. Account writes of one namespace are
+serialised in this process; watchers of rules (the doors) hear of rule changes and
+revocations made in this process, and, through :class:`~micro.peers.Peers`, in the other
+replicas of a cluster. Wrong secrets are throttled per account and client address (so
+nobody can lock an account out for others), per replica; an unknown account costs the
+same time as a wrong secret.
 """
 
 from __future__ import annotations
@@ -30,15 +38,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from micro import errors
 from micro.auth._accounts import AccountBook, Stored
-from micro.auth._checks import check_expiry, check_id, check_namespace
+from micro.auth._checks import DEFAULT_EXPIRY, check_expiry, check_id, check_namespace
 from micro.auth._rulebook import RuleBook
 from micro.auth._throttle import Throttle
-from micro.auth.base import ADMIN_SCOPE, Account, Auth, Rule, RulesWatcher, Token
+from micro.auth.base import ADMIN_SCOPE, Account, Auth, Rule, RulesWatcher, Token, audience
 from micro.auth.keys import KeyPair
 from micro.peers import Peers
 from micro.store.base import Store
 
-__all__ = ["REFRESH_EXPIRY", "StoreAuth"]
+__all__ = ["EXCHANGE_LIFE", "REFRESH_EXPIRY", "WRONG_LOGIN", "StoreAuth"]
 
 log = logging.getLogger("micro.auth")
 
@@ -46,6 +54,12 @@ REFRESH_EXPIRY = 90 * 24 * 3600.0
 """How long an unused refresh token lives."""
 
 _TOKEN = "auth.Auth.Token"
+WRONG_LOGIN = "Account not found or secret not correct"
+"""One answer for an unknown account and a wrong secret: which it was is not told."""
+EXCHANGE_LIFE = 300.0
+"""The longest a token bound to one service lives (it lives no longer than the one it was
+exchanged for, either)."""
+_DELETED = "-"
 
 
 class StoreAuth(Auth):
@@ -69,19 +83,25 @@ class StoreAuth(Auth):
         refresh_expiry: float = REFRESH_EXPIRY,
         clock: Callable[[], float] = time.time,
         peers: Peers | None = None,
+        token_ttl: float = DEFAULT_EXPIRY,
     ) -> None:
         if not keys.can_sign:
             raise ValueError("StoreAuth needs a key pair with its private key")
+        if not token_ttl > 0:
+            raise ValueError("the access token life must be positive")
         self._keys = keys
         self._hasher = hasher or PasswordHasher()
+        self._decoy_hash = ""
         self._refresh_expiry = refresh_expiry
+        self.token_ttl = token_ttl
+        """The longest an access token lives, in seconds."""
         self._clock = clock
         self._throttle = Throttle(clock)
         self._locks: dict[str, asyncio.Lock] = {}
         self._book = AccountBook(store, database, table)
         self._rules = RuleBook(store, database, table)
         self._peers = peers
-        if peers is not None:  # rules changed on another replica: this one's doors reload
+        if peers is not None:  # changed on another replica: this one's doors reload
             peers.listen("rules", self._rules.hub.notify)
 
     def _lock(self, namespace: str) -> asyncio.Lock:
@@ -89,26 +109,53 @@ class StoreAuth(Auth):
 
     # -- secrets --------------------------------------------------------------------------
 
-    async def _check_secret(self, stored: Stored, secret: str, error_id: str) -> None:
-        """Unauthorized ``Secret not correct`` unless ``secret`` is the account's; throttled.
+    async def _check_secret(
+        self,
+        stored: Stored | None,
+        secret: str,
+        error_id: str,
+        *,
+        who: tuple[str, str],
+        client: str,
+        wrong: str = "Secret not correct",
+    ) -> Stored:
+        """``stored`` when ``secret`` is its secret; Unauthorized ``wrong`` otherwise, or
+        when there is no such account (``stored`` is ``None``: a decoy hash is checked,
+        so that costs the same time). Throttled per account (``who``: namespace and id)
+        and ``client`` address.
 
         The attempt counts as a failure until proven right, so a burst of parallel
         guesses cannot slip past the limit while the hashes are being computed.
         """
-        key = (stored.issuer, stored.id)
+        key = (*who, client)
         self._throttle.check(key, error_id)
         locks = self._throttle.failed(key)
         try:
+            if stored is None:
+                await asyncio.to_thread(self._hasher.verify, await self._decoy(), secret)
+                raise VerificationError
             await asyncio.to_thread(self._hasher.verify, stored.hash, secret)
         except (VerificationError, InvalidHashError):
             if locks:
                 log.warning(
-                    "too many failed logins for account %r of namespace %r: locked",
-                    stored.id,
-                    stored.issuer,
+                    "too many failed logins for account %r of namespace %r from %s: locked",
+                    who[1],
+                    who[0],
+                    client or "this process",
                 )
-            raise errors.Unauthorized(error_id, "Secret not correct") from None
+            raise errors.Unauthorized(error_id, wrong) from None
         self._throttle.succeeded(key)
+        await self._rehash(stored, secret)
+        return stored
+
+    async def _decoy(self) -> str:
+        """A hash of nobody's secret, to check when there is no account to check against."""
+        if not self._decoy_hash:
+            self._decoy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+        return self._decoy_hash
+
+    async def _rehash(self, stored: Stored, secret: str) -> None:
+        """Store a new hash of a right secret when the hasher's parameters have grown."""
         if self._hasher.check_needs_rehash(stored.hash):
             new_hash = await asyncio.to_thread(self._hasher.hash, secret)
             async with self._lock(stored.issuer):
@@ -153,6 +200,8 @@ class StoreAuth(Auth):
             if await self._book.find(name, namespace) is not None:
                 raise errors.Conflict(where, "Account with this name already exists")
             await self._book.put(stored)
+            if id in await self._book.revoked(namespace):  # made again: its new tokens count
+                await self._revoke(stored.issuer, stored.id, stored.epoch)
         log.info("created %s account %r in namespace %r", stored.type, id, namespace)
         account = stored.account()
         account.secret = secret
@@ -171,11 +220,18 @@ class StoreAuth(Auth):
             if stored is None:
                 raise errors.NotFound(where, "Account not found with this ID")
             await self._book.delete(stored)
-        self._throttle.succeeded((namespace, id))
+            await self._revoke(namespace, id, _DELETED)
+        self._throttle.forget(namespace, id)
         log.info("deleted account %r of namespace %r", id, namespace)
 
     async def change_secret(
-        self, id: str, *, new_secret: str, old_secret: str = "", namespace: str = "micro"
+        self,
+        id: str,
+        *,
+        new_secret: str,
+        old_secret: str = "",
+        namespace: str = "micro",
+        client: str = "",
     ) -> None:
         where = "auth.Accounts.ChangeSecret"
         check_namespace(namespace, where)
@@ -186,7 +242,7 @@ class StoreAuth(Auth):
         if stored is None:
             raise errors.NotFound(where, "Account not found with this ID")
         if old_secret:
-            await self._check_secret(stored, old_secret, where)
+            await self._check_secret(stored, old_secret, where, who=(namespace, id), client=client)
         new_hash = await asyncio.to_thread(self._hasher.hash, new_secret)
         async with self._lock(namespace):
             stored = await self._book.get(id, namespace)
@@ -195,8 +251,10 @@ class StoreAuth(Auth):
             stored.hash = new_hash
             stored.epoch = secrets.token_hex(8)
             await self._book.put(stored)
-            # A changed secret ends every session: a stolen refresh token dies with it.
+            # A changed secret ends every session: a stolen refresh token dies with it, and
+            # so do the access tokens bought with the old secret.
             await self._book.drop_refresh_tokens(id, namespace)
+            await self._revoke(namespace, id, stored.epoch)
         log.info("changed the secret of account %r of namespace %r", id, namespace)
 
     @property
@@ -228,28 +286,61 @@ class StoreAuth(Auth):
         refresh_token: str = "",
         expiry: float = 0,
         namespace: str = "micro",
+        client: str = "",
     ) -> Token:
         check_namespace(namespace, _TOKEN)
-        life = check_expiry(expiry, _TOKEN)
+        life = check_expiry(expiry, self.token_ttl, _TOKEN)
         if refresh_token:
             stored = await self._refresh(refresh_token, namespace)
         elif id:
-            stored = await self._login(id, secret, namespace)
+            found = await self._book.find(id, namespace)
+            stored = await self._check_secret(
+                found,
+                secret,
+                _TOKEN,
+                who=(namespace, found.id if found is not None else id),
+                client=client,
+                wrong=WRONG_LOGIN,
+            )
             refresh_token = secrets.token_urlsafe(32)
         else:
             raise errors.BadRequest(_TOKEN, "Credentials or a refresh token required")
         await self._book.keep_refresh(refresh_token, stored, self._refresh_expiry)
         now = self._clock()
-        access = self._keys.sign(stored.account(), expiry=life, now=now)
+        access = self._keys.sign(stored.account(), expiry=life, now=now, epoch=stored.epoch)
         created = int(now)
         return Token(access, refresh_token, created, created + math.ceil(life))
 
-    async def _login(self, id: str, secret: str, namespace: str) -> Stored:
-        stored = await self._book.find(id, namespace)
-        if stored is None:
-            raise errors.Unauthorized(_TOKEN, "Account not found with this ID")
-        await self._check_secret(stored, secret, _TOKEN)
-        return stored
+    async def exchange(self, token: str, *, service: str, namespace: str) -> Token:
+        where = "auth.Auth.Exchange"
+        check_namespace(namespace, where)
+        check_id(service, "Service", where)
+        now = self._clock()
+        verified = self._keys.verified(token, now=now)
+        account = verified.account
+        current = (await self._book.revoked(account.issuer)).get(account.id)
+        if current is not None and current != verified.epoch:
+            raise errors.Unauthorized(where, "token revoked: log in again")
+        life = min(verified.expires - now, EXCHANGE_LIFE)
+        bound = self._keys.sign(
+            account,
+            expiry=life,
+            now=now,
+            epoch=verified.epoch,
+            audience=audience(namespace, service),
+        )
+        return Token(bound, "", int(now), int(now + life))
+
+    async def revoked(self, *, namespace: str = "micro") -> dict[str, str]:
+        check_namespace(namespace, "auth.Accounts.Revoked")
+        return await self._book.revoked(namespace)
+
+    async def _revoke(self, namespace: str, id: str, epoch: str) -> None:
+        """Record that only tokens of ``epoch`` are valid for the account, for as long as
+        any other could live, and tell the doors (in this replica and the others)."""
+        await self._book.revoke(namespace, id, epoch, self.token_ttl + 60)
+        self._rules.hub.notify(namespace)
+        await self._announce_rules(namespace)
 
     async def _refresh(self, refresh_token: str, namespace: str) -> Stored:
         stored = await self._book.refresh_owner(refresh_token, namespace)
@@ -259,7 +350,12 @@ class StoreAuth(Auth):
         return stored
 
     async def inspect(self, token: str) -> Account:
-        return self._keys.inspect(token, now=self._clock())
+        verified = self._keys.verified(token, now=self._clock())
+        account = verified.account
+        current = (await self._book.revoked(account.issuer)).get(account.id)
+        if current is not None and current != verified.epoch:
+            raise errors.Unauthorized("auth.Auth.Inspect", "token revoked")
+        return account
 
     async def revoke(self, refresh_token: str, *, namespace: str = "micro") -> None:
         check_namespace(namespace, "auth.Auth.Revoke")
@@ -280,6 +376,7 @@ class StoreAuth(Auth):
         await self._announce_rules(namespace)
 
     async def _announce_rules(self, namespace: str) -> None:
+        """Tell the other replicas (this one's doors heard it from the rule book)."""
         if self._peers is not None:
             await self._peers.announce("rules", namespace)
 

@@ -11,6 +11,11 @@ from micro.cli.main import MicroCommand
 
 __all__ = ["server", "service"]
 
+_WEB_ORIGIN = (
+    "The dashboard's origin as browsers see it (https://host) when a proxy in front "
+    "changes the scheme or host; only its posts are taken."
+)
+
 
 @click.command("server", cls=MicroCommand)
 @click.option(
@@ -54,6 +59,19 @@ __all__ = ["server", "service"]
     "--tls_key_file", envvar="MICRO_TLS_KEY_FILE", help="The TLS certificate's private key (PEM)."
 )
 @click.option(
+    "--auth_token_ttl",
+    envvar="MICRO_AUTH_TOKEN_TTL",
+    type=click.IntRange(1),
+    help="The longest an access token lives, in seconds (default 900), whatever a login asks.",
+)
+@click.option(
+    "--registry_max_services",
+    envvar="MICRO_REGISTRY_MAX_SERVICES",
+    type=click.IntRange(1),
+    help="How many services one namespace may register (default 1000).",
+)
+@click.option("--web_origin", envvar="MICRO_WEB_ORIGIN", help=_WEB_ORIGIN)
+@click.option(
     "--api_cors_origins",
     envvar="MICRO_API_CORS_ORIGINS",
     help="Origins the gateway allows CORS from, comma-separated, or * (never with credentials)."
@@ -62,43 +80,51 @@ __all__ = ["server", "service"]
 @click.option(
     "--api_max_body",
     envvar="MICRO_API_MAX_BODY",
+    type=click.IntRange(1),
     help="Largest request body the gateway takes, in bytes (413 above); at most what one frame"
     " carries.  [default: 16 MiB less 64 KiB]",
 )
 @click.option(
     "--http_header_timeout",
     envvar="MICRO_HTTP_HEADER_TIMEOUT",
+    type=click.FloatRange(0, min_open=True),
     help="Seconds the HTTP listeners wait for a request's headers (408).  [default: 10]",
 )
 @click.option(
     "--http_max_header",
     envvar="MICRO_HTTP_MAX_HEADER",
+    type=click.IntRange(1),
     help="Bytes a request's line and headers may take (431).  [default: 32768]",
 )
 @click.option(
     "--http_idle_timeout",
     envvar="MICRO_HTTP_IDLE_TIMEOUT",
+    type=click.FloatRange(0, min_open=True),
     help="Seconds a kept-alive HTTP connection may idle.  [default: 5]",
 )
 @click.option(
     "--http_max_connections",
     envvar="MICRO_HTTP_MAX_CONNECTIONS",
+    type=click.IntRange(1),
     help="Connections per HTTP listener; more get a 503.  [default: 1000]",
 )
 @click.option(
     "--wire_frame_timeout",
     envvar="MICRO_WIRE_FRAME_TIMEOUT",
+    type=click.FloatRange(0, min_open=True),
     help="Seconds a native connection has for its first frame, and any frame once"
     " begun.  [default: 30]",
 )
 @click.option(
     "--wire_idle_timeout",
     envvar="MICRO_WIRE_IDLE_TIMEOUT",
+    type=click.FloatRange(0, min_open=True),
     help="Seconds a native connection with no call may idle.  [default: 300]",
 )
 @click.option(
     "--wire_read_budget",
     envvar="MICRO_WIRE_READ_BUDGET",
+    type=click.IntRange(1),
     help="Bytes the frames arriving on one native listener may hold (at least"
     " 16 MiB); others wait.  [default: 64 MiB]",
 )
@@ -115,9 +141,17 @@ def server(
     events_address: str | None,
     tls_cert_file: str | None,
     tls_key_file: str | None,
-    **limits: str | None,
+    auth_token_ttl: int | None,
+    registry_max_services: int | None,
+    web_origin: str | None,
+    **limits: str | float | None,
 ) -> None:
-    """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
+    """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM.
+
+    Secrets come from the environment only, never flags (a command line is visible to
+    every user): MICRO_AUTH_PRIVATE_KEY, MICRO_CONFIG_SECRET_KEY, MICRO_WEB_SECRET (the
+    dashboard's key; default: derived from the auth key).
+    """
     from micro.log import configure
     from micro.server.app import run_server
     from micro.settings import load
@@ -135,10 +169,13 @@ def server(
         ("MICRO_EVENTS_ADDRESS", events_address),
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
+        ("MICRO_AUTH_TOKEN_TTL", auth_token_ttl),
+        ("MICRO_REGISTRY_MAX_SERVICES", registry_max_services),
+        ("MICRO_WEB_ORIGIN", web_origin),
         *((f"MICRO_{name.upper()}", value) for name, value in limits.items()),
     ):
         if value:
-            os.environ[key] = value
+            os.environ[key] = str(value)
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: run_server(settings))
@@ -172,11 +209,20 @@ def service(block: str, address: str) -> None:
     show_default=True,
     help="Where the dashboard listens.",
 )
-def web(web_address: str) -> None:
-    """Run the web dashboard alone, for the server at MICRO_PROXY (or the current env)."""
+@click.option("--web_origin", envvar="MICRO_WEB_ORIGIN", help=_WEB_ORIGIN)
+def web(web_address: str, web_origin: str | None) -> None:
+    """Run the web dashboard alone, for the server at MICRO_PROXY (or the current env).
+
+    Its key (which seals sessions and makes CSRF tokens) is MICRO_WEB_SECRET, 32
+    characters or more, the same for every copy behind one address; else the server's
+    auth key when this MICRO_HOME holds it; else one generated under MICRO_HOME.
+    """
     from micro.log import configure
     from micro.server.app import serve_block
     from micro.settings import load
+
+    if web_origin:
+        os.environ["MICRO_WEB_ORIGIN"] = web_origin
 
     settings = load()
     configure(settings.log_level, settings.log_format)

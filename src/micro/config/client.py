@@ -29,6 +29,11 @@ __all__ = ["RPCConfig"]
 _SERVICE = "config"
 
 
+def _in(namespace: str) -> dict[str, str]:
+    """A call acts in one namespace (the one the server's door checks)."""
+    return {"micro-namespace": namespace}
+
+
 class _RPCWatcher(Watcher):
     def __init__(self, client: Client, path: str, request: WatchRequest) -> None:
         self._client = client
@@ -44,7 +49,11 @@ class _RPCWatcher(Watcher):
     async def _open(self) -> ClientStream[WatchResponse]:
         if self._stream is None:
             self._stream = await self._client.stream(
-                _SERVICE, "Config.Watch", self._request, response_type=WatchResponse
+                _SERVICE,
+                "Config.Watch",
+                self._request,
+                response_type=WatchResponse,
+                metadata=_in(self._request.namespace),
             )
         return self._stream
 
@@ -78,7 +87,9 @@ class RPCConfig(Config):
     ) -> Value:
         split_path(path)
         req = GetRequest(namespace, path, Options(secret))
-        rsp = await self._client.call(_SERVICE, "Config.Get", req, response_type=GetResponse)
+        rsp = await self._client.call(
+            _SERVICE, "Config.Get", req, response_type=GetResponse, metadata=_in(namespace)
+        )
         return from_message(path, rsp.value)
 
     async def set(
@@ -87,11 +98,13 @@ class RPCConfig(Config):
         split_path(path)
         data = msgspec.json.encode(normalize(value)).decode()
         req = SetRequest(namespace, path, ValueMessage(data=data), Options(secret))
-        await self._client.call(_SERVICE, "Config.Set", req)
+        await self._client.call(_SERVICE, "Config.Set", req, metadata=_in(namespace))
 
     async def delete(self, path: str, *, namespace: str = DEFAULT_NAMESPACE) -> None:
         split_path(path)
-        await self._client.call(_SERVICE, "Config.Delete", DeleteRequest(namespace, path))
+        await self._client.call(
+            _SERVICE, "Config.Delete", DeleteRequest(namespace, path), metadata=_in(namespace)
+        )
 
     def watch(
         self, path: str = "", *, secret: bool = False, namespace: str = DEFAULT_NAMESPACE

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from micro.registry.base import DEFAULT_DOMAIN, Registry, Result, Service, Watcher
+from micro.registry.base import (
+    DEFAULT_DOMAIN,
+    WILDCARD_DOMAIN,
+    Registry,
+    Result,
+    Service,
+    Watcher,
+)
 from micro.registry.proto import GetResponse, ListResponse, Options, RegisterRequest
 from micro.rpc.client import Client, ClientStream
 
 __all__ = ["RPCRegistry"]
 
 _SERVICE = "registry"
+
+
+def _in(domain: str) -> dict[str, str] | None:
+    """A call acts in one namespace, its domain (the one the server's door checks); the
+    wildcard domain is not one, so it leaves the caller's own in force."""
+    return None if domain == WILDCARD_DOMAIN else {"micro-namespace": domain}
 
 
 class _RPCWatcher(Watcher):
@@ -27,7 +40,11 @@ class _RPCWatcher(Watcher):
     async def _open(self) -> ClientStream[Result]:
         if self._stream is None:
             self._stream = await self._client.stream(
-                _SERVICE, "Registry.Watch", self._request, response_type=Result
+                _SERVICE,
+                "Registry.Watch",
+                self._request,
+                response_type=Result,
+                metadata=_in(self._request["options"]["domain"]),
             )
         return self._stream
 
@@ -67,16 +84,16 @@ class RPCRegistry(Registry):
         self, service: Service, *, ttl: float | None = None, domain: str = DEFAULT_DOMAIN
     ) -> None:
         req = _request(service, Options(ttl=ttl or 0, domain=domain))
-        await self._client.call(_SERVICE, "Registry.Register", req)
+        await self._client.call(_SERVICE, "Registry.Register", req, metadata=_in(domain))
 
     async def deregister(self, service: Service, *, domain: str = DEFAULT_DOMAIN) -> None:
         req = _request(service, Options(domain=domain))
-        await self._client.call(_SERVICE, "Registry.Deregister", req)
+        await self._client.call(_SERVICE, "Registry.Deregister", req, metadata=_in(domain))
 
     async def get_service(self, name: str, *, domain: str = DEFAULT_DOMAIN) -> list[Service]:
         req = {"service": name, "options": {"domain": domain}}
         rsp = await self._client.call(
-            _SERVICE, "Registry.GetService", req, response_type=GetResponse
+            _SERVICE, "Registry.GetService", req, response_type=GetResponse, metadata=_in(domain)
         )
         services: list[Service] = rsp.services
         return services
@@ -84,7 +101,11 @@ class RPCRegistry(Registry):
     async def list_services(self, *, domain: str = DEFAULT_DOMAIN) -> list[Service]:
         req = {"options": {"domain": domain}}
         rsp = await self._client.call(
-            _SERVICE, "Registry.ListServices", req, response_type=ListResponse
+            _SERVICE,
+            "Registry.ListServices",
+            req,
+            response_type=ListResponse,
+            metadata=_in(domain),
         )
         services: list[Service] = rsp.services
         return services

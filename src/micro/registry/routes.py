@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from micro import errors
 from micro._bounded import BoundedDict
-from micro.registry.base import WILDCARD_DOMAIN, Registry, Service
+from micro.registry.base import DEFAULT_DOMAIN, WILDCARD_DOMAIN, Registry, Service
+from micro.rpc.client import CORE_SERVICES
 
 __all__ = ["EndpointInfo", "Route", "Routes"]
 
@@ -63,6 +64,13 @@ def _route(name: str, versions: list[Service]) -> Route:
                 ep.name, EndpointInfo(ep.name, kind, ep.request, ep.response, ep.metadata)
             )
     return Route(name, endpoints)
+
+
+def _key(service: str, namespace: str) -> tuple[str, str]:
+    """Where a service is looked up and cached: the platform's own services are the
+    server's, registered in its namespace, never looked up where a tenant could have
+    registered the name (nor cached once per namespace a caller names)."""
+    return (DEFAULT_DOMAIN if service in CORE_SERVICES else namespace), service
 
 
 class Routes:
@@ -114,14 +122,14 @@ class Routes:
 
     def cached(self, service: str, namespace: str) -> Route | None:
         """The route if cached and fresh (no await: the hot path)."""
-        entry = self._cache.get((namespace, service))
+        entry = self._cache.get(_key(service, namespace))
         if entry is not None and entry[1] > time.monotonic():
             return entry[0]
         return None
 
     async def lookup(self, service: str, namespace: str) -> Route:
         """The service's route; 404 when the namespace has no such service."""
-        key = (namespace, service)
+        key = _key(service, namespace)
         now = time.monotonic()
         entry = self._cache.get(key)
         if entry is not None and entry[1] > now:
@@ -129,13 +137,13 @@ class Routes:
         missing_until = self._missing.get(key)
         if missing_until is None or missing_until <= now:
             try:
-                versions = await self.registry.get_service(service, domain=namespace)
+                versions = await self.registry.get_service(service, domain=key[0])
             except errors.NotFound:
                 versions = []
             if versions:
                 route = _route(service, versions)
                 self._cache[key] = (route, now + _TTL)
-                self._missing.pop(key)
+                self._missing.pop(key, None)
                 return route
             self._cache.pop(key, None)
             self._missing.set(key, now + _MISSING_TTL)

@@ -8,11 +8,16 @@ reachable from a laptop).
 
 Only a failure to *connect* is retried, on another node: once a request has been sent,
 the handler may have run, so a lost connection is reported, not replayed.
+
+A caller's own token (``authorization``) only ever goes to the proxy. A call that goes
+straight to a node carries instead a token bound to that one service, got through the
+client's :data:`Exchange` (``Auth.Exchange``), or none: a service is never handed a token
+it could replay elsewhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 from micro import errors
@@ -25,7 +30,7 @@ from micro.wire.connection import Connection
 from micro.wire.pool import Pool
 from micro.wire.stream import Stream
 
-__all__ = ["CORE_SERVICES", "Client", "ClientStream"]
+__all__ = ["CORE_SERVICES", "Client", "ClientStream", "Exchange"]
 
 T = TypeVar("T")
 
@@ -35,6 +40,10 @@ CORE_SERVICES: Final = frozenset(
 """Services the server itself hosts: always reached through the proxy."""
 
 _NO_REQUEST: Final = object()
+
+Exchange = Callable[[str, str, str], Awaitable[str]]
+"""(the caller's ``authorization`` value, service, namespace) -> the ``authorization``
+value of a token bound to that service (:mod:`micro.auth.exchange`)."""
 
 
 class ClientStream(Generic[T]):
@@ -102,8 +111,12 @@ class Client:
         middleware: Sequence[ClientMiddleware] = (),
         metadata: dict[str, str] | None = None,
         pool: Pool | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
         self.proxy = proxy
+        self.exchange = exchange
+        """How a call straight to a node gets a token for it; without one, such calls go
+        without the caller's token."""
         self.via_proxy = via_proxy or lookup is None
         self.content_type = content_type
         self.timeout = timeout
@@ -224,47 +237,55 @@ class Client:
         )
 
     async def _send_unary(self, call: ClientCall) -> bytes:
-        header = frames.RequestHeader(
-            call.service,
-            call.endpoint,
-            call.content_type,
-            (call.timeout or 0.0) * 1000,
-            call.metadata,
-        )
         conn = await self._connect(call)
-        data: bytes = await conn.unary(header, call.body or b"", call.timeout)
+        data: bytes = await conn.unary(_header(call), call.body or b"", call.timeout)
         return data
 
     async def _open_stream(self, call: ClientCall) -> Stream:
-        header = frames.RequestHeader(
-            call.service,
-            call.endpoint,
-            call.content_type,
-            (call.timeout or 0.0) * 1000,
-            call.metadata,
-        )
         conn = await self._connect(call)
-        stream: Stream = conn.open_stream(header, call.body)
+        stream: Stream = conn.open_stream(_header(call), call.body)
         return stream
 
     async def _connect(self, call: ClientCall) -> Connection:
-        if call.address is not None:
+        """The connection the call goes on; for one straight to a node, its token
+        exchanged for one bound to the service first."""
+        if call.address is not None and call.address != self.proxy:
+            await self._bind(call)
             return await self.pool.get(call.address)
-        if self.via_proxy or call.service in CORE_SERVICES or self.selector is None:
+        if (
+            call.address is not None
+            or self.via_proxy
+            or call.service in CORE_SERVICES
+            or self.selector is None
+        ):
             if self.proxy is None:
                 raise errors.ServiceUnavailable(call.service, "no proxy address is configured")
             return await self.pool.get(self.proxy)
+        await self._bind(call)
+        return await self._node(call)
+
+    async def _bind(self, call: ClientCall) -> None:
+        credential = call.metadata.pop("authorization", None)
+        if credential and self.exchange is not None:
+            namespace = call.metadata.get("micro-namespace", "micro")
+            call.metadata["authorization"] = await self.exchange(
+                credential, call.service, namespace
+            )
+
+    async def _node(self, call: ClientCall) -> Connection:
+        selector = self.selector
+        assert selector is not None  # a client without one sends everything to the proxy
         namespace = call.metadata.get("micro-namespace", "micro")
         tried: list[str] = []
         while True:
-            address = await self.selector.select(call.service, namespace, exclude=tried)
+            address = await selector.select(call.service, namespace, exclude=tried)
             conn = self.pool.get_nowait(address)
             if conn is not None:
                 return conn
             try:
                 return await self.pool.get(address)
             except errors.ConnectionError:
-                self.selector.eject(address)
+                selector.eject(address)
                 tried.append(address)
                 if len(tried) > self.retries:
                     raise
@@ -272,6 +293,16 @@ class Client:
     async def close(self) -> None:
         """Close every connection of this client."""
         await self.pool.close()
+
+
+def _header(call: ClientCall) -> frames.RequestHeader:
+    return frames.RequestHeader(
+        call.service,
+        call.endpoint,
+        call.content_type,
+        (call.timeout or 0.0) * 1000,
+        call.metadata,
+    )
 
 
 def _wrap(mw: ClientMiddleware, nxt: Next) -> Next:

@@ -1,8 +1,10 @@
 """The call being served: its metadata and deadline, visible to handler code.
 
 A handler reads ``micro.context.metadata()`` to see the caller's metadata (gateway
-headers arrive here), and calls it makes to other services inherit what should
-travel: the remaining deadline, the namespace and the trace.
+headers arrive here) and ``micro.context.caller()`` to see who the caller is (the
+account the service's door verified; never a token, which the door takes out), and calls
+it makes to other services inherit what should travel: the remaining deadline, the
+namespace and the trace.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["PROPAGATED", "Call", "current", "deadline_left", "metadata", "namespace"]
+from micro.auth.base import Account
+
+__all__ = ["PROPAGATED", "Call", "caller", "current", "deadline_left", "metadata", "namespace"]
 
 PROPAGATED: Final = ("micro-namespace", "traceparent", "tracestate")
 """Metadata keys that calls made while serving a call carry on."""
@@ -52,6 +56,15 @@ def metadata() -> dict[str, str]:
     """The metadata of the call being served (empty outside a handler)."""
     call = _current.get()
     return call.metadata if call is not None else {}
+
+
+def caller() -> Account | None:
+    """Who made the call being served, as the door verified it: the account (id,
+    namespace as ``issuer``, type, scopes), or ``None`` for an anonymous caller, outside a
+    handler, or on a server without a door."""
+    call = _current.get()
+    account = call.account if call is not None else None
+    return account if isinstance(account, Account) else None
 
 
 def namespace(default: str = "micro") -> str:

@@ -8,6 +8,13 @@ forwards.
 
 Stopping is graceful: stop accepting, refuse new calls with 503, let in-flight calls
 finish within a grace period, then cancel what is left.
+
+With a :attr:`Server.door`, every call is admitted by it first; the handler then sees the
+verified caller (``Call.account``, and ``micro-caller-*`` in the metadata) but not its
+token. A server that is the platform's front door (``front_door=True``: ``micro server``'s)
+also writes where each call came from, ``micro-remote-address``: the socket's peer, or,
+for a call an edge of the same process makes over a pipe, what the edge says its own
+client was. No caller over a socket can set it.
 """
 
 from __future__ import annotations
@@ -27,15 +34,19 @@ from micro.rpc.endpoint import Endpoint
 from micro.rpc.types import Handler, ServerMiddleware
 from micro.wire import frames
 from micro.wire.connection import Connection, TaskEnd
+from micro.wire.pipe import IN_PROCESS
 from micro.wire.stream import Stream
 from micro.wire.transport import Address, listen, parse_address
 
 if TYPE_CHECKING:
     from micro.auth.door import Door
 
-__all__ = ["Fallback", "Server"]
+__all__ = ["REMOTE_ADDRESS", "Fallback", "Server"]
 
 log = logging.getLogger("micro.server")
+
+REMOTE_ADDRESS = "micro-remote-address"
+"""Metadata: where a call came from, as the platform's front door saw it."""
 
 Fallback = Callable[[Connection, int, int, frames.RequestHeader, bytes], None]
 """Takes a call for a service the server does not host: (conn, stream id, flags, header, body)."""
@@ -91,8 +102,10 @@ class Server:
         middleware: Sequence[ServerMiddleware] = (),
         max_frame: int = frames.DEFAULT_MAX_FRAME,
         ssl: ssl_module.SSLContext | None = None,
+        front_door: bool = False,
     ) -> None:
         self.middleware: list[ServerMiddleware] = list(middleware)
+        self.front_door = front_door
         self.fallback: Fallback | None = None
         self.door: Door | None = None
         """When set, every call is admitted by it first (auth); the account lands on the call."""
@@ -191,6 +204,8 @@ class Server:
         except ValueError as exc:
             _reply_error(conn, stream_id, errors.BadRequest("micro.server", str(exc)))
             return
+        if self.front_door and conn.peer != IN_PROCESS:
+            header.metadata[REMOTE_ADDRESS] = conn.peer
         routes = self._services.get(header.service)
         if routes is None:
             if self.fallback is not None:
@@ -286,6 +301,7 @@ class Server:
                     account = await self.door.admit(
                         header.metadata, header.service, header.endpoint
                     )
+                self.door.present(header.metadata, account)
                 call.account = account
                 call.checked = True
             if call.deadline is not None:
@@ -324,6 +340,7 @@ class Server:
                     account = await self.door.admit(
                         header.metadata, header.service, header.endpoint
                     )
+                self.door.present(header.metadata, account)
                 call.account = account
                 call.checked = True
             if call.deadline is not None:

@@ -22,6 +22,7 @@ from typing import ClassVar, Final, Literal
 import msgspec
 
 from micro import errors
+from micro.rpc.client import CORE_SERVICES
 from micro.watch import Subscription
 
 __all__ = [
@@ -131,6 +132,10 @@ def check_service(service: Service) -> None:
     if not _NAME.fullmatch(service.name):
         raise errors.BadRequest(
             where, f"invalid service name {service.name!r}: letters, digits, '.', '_', '-'"
+        )
+    if service.name in CORE_SERVICES:
+        raise errors.BadRequest(
+            where, f"{service.name!r} is the name of a platform service: choose another name"
         )
     if not _VERSION.fullmatch(service.version):
         raise errors.BadRequest(where, f"invalid version {service.version!r}")

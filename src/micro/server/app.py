@@ -41,11 +41,14 @@ __all__ = ["MicroServer", "run_server", "serve_block"]
 log = logging.getLogger("micro.server")
 
 
-def _host(rpc: Server, names: list[str], built: dict[str, Any]) -> dict[str, list[Endpoint]]:
+def _host(
+    rpc: Server, names: list[str], built: dict[str, Any], settings: Settings
+) -> dict[str, list[Endpoint]]:
     """Serve each block's handlers under the block's name; returns the endpoints hosted."""
     hosted: dict[str, list[Endpoint]] = {}
     for name in names:
-        eps = [ep for handler in BLOCKS[name].handlers(built[name]) for ep in endpoints_of(handler)]
+        handlers = BLOCKS[name].handlers(built[name], settings)
+        eps = [ep for handler in handlers for ep in endpoints_of(handler)]
         rpc.add(name, eps)
         hosted[name] = eps
     rpc.add_internal(endpoints_of(Debug(rpc.stats)))
@@ -57,7 +60,7 @@ class MicroServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rpc = Server(ssl=server_ssl(settings))
+        self.rpc = Server(ssl=server_ssl(settings), front_door=True)
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.gate: Gate | None = None
@@ -79,14 +82,16 @@ class MicroServer:
         """Build the blocks, listen, register the core services."""
         names = list(BLOCKS)
         self.backends = build(names, self.settings)
-        hosted = _host(self.rpc, names, self.backends)
+        hosted = _host(self.rpc, names, self.backends, self.settings)
         self.gate = Gate(self.backends["auth"])
         self.rpc.door = self.gate.door
-        self.forwarder = Forwarder(self.registry, door=self.gate.door)
+        self.forwarder = Forwarder(
+            self.registry, door=self.gate.door, bound=self.gate.bound, local=self.rpc
+        )
         self.rpc.fallback = self.forwarder
         bound = await self.rpc.start(self.settings.proxy_address)
         self.address = _advertised(bound)
-        await self.forwarder.start()
+        await self.forwarder.start(listening=self.address)
         await self.gate.start(self.settings, [self.settings.proxy_address])
         self.routes = Routes(self.registry)
         await self.routes.start()
@@ -215,7 +220,7 @@ async def serve_block(block: str, settings: Settings, address: str) -> None:
         raise ValueError(f"the {block} block runs only inside micro server")
     backends = build([block], settings)
     rpc = Server(ssl=server_ssl(settings))
-    _host(rpc, [block], backends)
+    _host(rpc, [block], backends, settings)
     bound: list[str] = []
     gate: Gate | None = None
     remote: RemoteDoor | None = None

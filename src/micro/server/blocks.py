@@ -23,7 +23,7 @@ class Block:
 
     name: str
     backend: Callable[[Settings, dict[str, Any]], Any]
-    handlers: Callable[[Any], list[object]]
+    handlers: Callable[[Any, Settings], list[object]]
     requires: tuple[str, ...] = ()
     alone: bool = True
     """False for a block that only runs inside ``micro server`` (it uses the blocks it
@@ -40,13 +40,13 @@ def _plugin(block: str) -> Callable[[Settings, dict[str, Any]], Any]:
     return build
 
 
-def _registry_handlers(backend: Any) -> list[object]:
+def _registry_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.registry.handler import Registry
 
-    return [Registry(backend)]
+    return [Registry(backend, max_services=settings.registry_max_services)]
 
 
-def _store_handlers(backend: Any) -> list[object]:
+def _store_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.store.handler import Store
 
     return [Store(backend)]
@@ -81,7 +81,7 @@ def _config(settings: Settings, built: dict[str, Any]) -> Any:
     )
 
 
-def _config_handlers(backend: Any) -> list[object]:
+def _config_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.config.handler import Config
 
     return [Config(backend)]
@@ -92,22 +92,27 @@ def _auth(settings: Settings, built: dict[str, Any]) -> Any:
     from micro.auth.store import StoreAuth
 
     _shared_secret(settings, PRIVATE_KEY_VAR, "the key that signs tokens")
-    return StoreAuth(built["store"], KeyPair.from_settings(settings), peers=_peers(settings, built))
+    return StoreAuth(
+        built["store"],
+        KeyPair.from_settings(settings),
+        peers=_peers(settings, built),
+        token_ttl=settings.auth_token_ttl,
+    )
 
 
-def _auth_handlers(backend: Any) -> list[object]:
+def _auth_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.auth.handler import handlers
 
     return list(handlers(backend))
 
 
-def _broker_handlers(backend: Any) -> list[object]:
+def _broker_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.broker.handler import Broker
 
     return [Broker(backend)]
 
 
-def _events_handlers(backend: Any) -> list[object]:
+def _events_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.events.handler import Store, Stream
 
     return [Stream(backend), Store(backend)]
@@ -119,7 +124,7 @@ def _runtime(settings: Settings, built: dict[str, Any]) -> Any:
     return LocalRuntime.build(settings, built["store"], built["auth"], built["registry"])
 
 
-def _runtime_handlers(backend: Any) -> list[object]:
+def _runtime_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.runtime.handler import Runtime, Source
 
     return [Runtime(backend), Source(backend)]
@@ -132,7 +137,7 @@ def _network(settings: Settings, built: dict[str, Any]) -> Any:
     return LocalNetwork(built["registry"], router=f"network-{settings.replica}")
 
 
-def _network_handlers(backend: Any) -> list[object]:
+def _network_handlers(backend: Any, settings: Settings) -> list[object]:
     from micro.network.handler import Network
 
     return [Network(backend)]

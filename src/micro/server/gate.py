@@ -1,5 +1,6 @@
 """Auth at the server's doors: the door in front of the proxy listener, kept fresh by
-the auth block's rule changes, and the first admin account.
+the auth block's rule changes and revocations, the tokens the proxy hands the services it
+calls, and the first admin account.
 
 The first admin's password follows ARCHITECTURE.md: ``MICRO_ADMIN_PASSWORD`` when set;
 otherwise ``micro`` while every listener is on loopback; otherwise a generated one,
@@ -16,8 +17,10 @@ import secrets
 import sys
 
 from micro.auth.base import Rule
+from micro.auth.bound import BoundTokens
 from micro.auth.door import Door
 from micro.auth.store import StoreAuth
+from micro.rpc.client import CORE_SERVICES
 from micro.settings import Settings
 from micro.wire.transport import parse_address
 
@@ -52,15 +55,27 @@ def admin_password(settings: Settings, listeners: list[str]) -> tuple[str, bool]
 
 
 class Gate:
-    """The server's door, with rule changes from the auth block dropping its caches."""
+    """The server's door, with rule changes and revocations from the auth block dropping
+    its caches. A namespace's admins always pass it for the platform's own services,
+    whatever the namespace's rules say, so no rule can lock them out of changing rules."""
 
     def __init__(self, auth: StoreAuth) -> None:
         self.auth = auth
-        self.door = Door(auth.keys.verify_token, self._rules)
+        self.door = Door(
+            auth.keys.verify_token,
+            self._rules,
+            revocations=self._revoked,
+            admins_pass=CORE_SERVICES,
+        )
+        self.bound = BoundTokens(auth.keys)
+        """Tokens for the services the proxy calls, in place of their callers' own."""
         self._watch: asyncio.Task[None] | None = None
 
     async def _rules(self, namespace: str) -> list[Rule]:
         return await self.auth.rules(namespace=namespace)
+
+    async def _revoked(self, namespace: str) -> dict[str, str]:
+        return await self.auth.revoked(namespace=namespace)
 
     async def start(self, settings: Settings, listeners: list[str]) -> None:
         """Create the first admin if needed and follow rule changes."""
@@ -76,7 +91,8 @@ class Gate:
         watcher = self.auth.watch_rules(None)
         try:
             async for namespace in watcher:
-                self.door.forget_rules(None if namespace == "*" else namespace)
+                self.door.forget(None if namespace == "*" else namespace)
+                self.bound.forget()
         finally:
             await watcher.stop()
 

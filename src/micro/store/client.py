@@ -26,6 +26,11 @@ __all__ = ["RPCStore"]
 _SERVICE = "store"
 
 
+def _in(database: str) -> dict[str, str]:
+    """A call acts in one namespace, its database's (the one the server's door checks)."""
+    return {"micro-namespace": database}
+
+
 class RPCStore(Store):
     """Calls the ``store`` service; what user services get by default."""
 
@@ -47,7 +52,9 @@ class RPCStore(Store):
         order: Order = "asc",
     ) -> builtins.list[Record]:
         req = ReadRequest(key, ReadOptions(database, table, prefix, suffix, limit, offset, order))
-        rsp = await self._client.call(_SERVICE, "Store.Read", req, response_type=ReadResponse)
+        rsp = await self._client.call(
+            _SERVICE, "Store.Read", req, response_type=ReadResponse, metadata=_in(database)
+        )
         records: list[Record] = rsp.records
         return records
 
@@ -55,14 +62,20 @@ class RPCStore(Store):
         self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
     ) -> None:
         await self._client.call(
-            _SERVICE, "Store.Write", WriteRequest(record, WriteOptions(database, table))
+            _SERVICE,
+            "Store.Write",
+            WriteRequest(record, WriteOptions(database, table)),
+            metadata=_in(database),
         )
 
     async def delete(
         self, key: str, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
     ) -> None:
         await self._client.call(
-            _SERVICE, "Store.Delete", DeleteRequest(key, WriteOptions(database, table))
+            _SERVICE,
+            "Store.Delete",
+            DeleteRequest(key, WriteOptions(database, table)),
+            metadata=_in(database),
         )
 
     async def list(
@@ -77,7 +90,9 @@ class RPCStore(Store):
         order: Order = "asc",
     ) -> builtins.list[str]:
         req = ListRequest(ListOptions(database, table, prefix, suffix, limit, offset, order))
-        rsp = await self._client.call(_SERVICE, "Store.List", req, response_type=ListResponse)
+        rsp = await self._client.call(
+            _SERVICE, "Store.List", req, response_type=ListResponse, metadata=_in(database)
+        )
         keys: list[str] = rsp.keys
         return keys
 
@@ -90,7 +105,11 @@ class RPCStore(Store):
 
     async def tables(self, database: str) -> builtins.list[str]:
         rsp = await self._client.call(
-            _SERVICE, "Store.Tables", TablesRequest(database), response_type=TablesResponse
+            _SERVICE,
+            "Store.Tables",
+            TablesRequest(database),
+            response_type=TablesResponse,
+            metadata=_in(database),
         )
         tables: list[str] = rsp.tables
         return tables

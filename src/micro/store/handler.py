@@ -1,7 +1,9 @@
 """Exposes any :class:`Store` as the ``store`` RPC service (``store.Store``).
 
-The database defaults to the caller's namespace and the table to ``micro``; the caller
-must administer the database's namespace, and ``Databases`` lists only those it does.
+The database is the call's namespace (a request naming another is a 400) and the table
+defaults to ``micro``; the caller must administer the database's namespace, except that a
+service's own account may use the table named after it (what ``micro.store`` does), and
+``Databases`` lists only the databases the caller administers.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from typing import Final, cast
 
 from micro import errors
 from micro.auth import access
-from micro.rpc import context
 from micro.store.base import DEFAULT_TABLE, Order
 from micro.store.base import Store as StoreBackend
 from micro.store.proto import (
@@ -35,13 +36,14 @@ runtime runs): reached by those blocks in-process, never through the store servi
 whoever asks."""
 
 
-def _where(database: str, table: str) -> tuple[str, str]:
-    """The database and table acted on; the caller must administer the database's
-    namespace (Micro's AuthorizeAdmin) and may not touch the platform's own tables."""
-    where = (database or context.namespace(), table or DEFAULT_TABLE)
+def _where(database: str, table: str, endpoint: str) -> tuple[str, str]:
+    """The database and table acted on: the call's namespace (one per call); the caller
+    must administer it (Micro's AuthorizeAdmin), or be the service whose table it is, and
+    may not touch the platform's own tables."""
+    where = (access.namespace(database, f"store.{endpoint}"), table or DEFAULT_TABLE)
     if where in RESERVED:
         raise errors.Forbidden("store", f"table {where[1]} of database {where[0]} is reserved")
-    access.authorize_admin(where[0])
+    access.authorize_service(where[0], where[1])
     return where
 
 
@@ -55,7 +57,7 @@ class Store:
     async def read(self, req: ReadRequest) -> ReadResponse:
         """Records at a key, or by prefix/suffix; 404 for a missing exact key."""
         o = req.options
-        database, table = _where(o.database, o.table)
+        database, table = _where(o.database, o.table, "Store.Read")
         records = await self._backend.read(
             req.key,
             database=database,
@@ -70,20 +72,20 @@ class Store:
 
     async def write(self, req: WriteRequest) -> EmptyResponse:
         """Create or replace a record."""
-        database, table = _where(req.options.database, req.options.table)
+        database, table = _where(req.options.database, req.options.table, "Store.Write")
         await self._backend.write(req.record, database=database, table=table)
         return EmptyResponse()
 
     async def delete(self, req: DeleteRequest) -> EmptyResponse:
         """Remove a record (missing is fine)."""
-        database, table = _where(req.options.database, req.options.table)
+        database, table = _where(req.options.database, req.options.table, "Store.Delete")
         await self._backend.delete(req.key, database=database, table=table)
         return EmptyResponse()
 
     async def list(self, req: ListRequest) -> ListResponse:
         """Keys by prefix/suffix, ordered, paged."""
         o = req.options
-        database, table = _where(o.database, o.table)
+        database, table = _where(o.database, o.table, "Store.List")
         keys = await self._backend.list(
             database=database,
             table=table,
@@ -107,7 +109,7 @@ class Store:
 
     async def tables(self, req: TablesRequest) -> TablesResponse:
         """The tables of a database (the caller's namespace by default)."""
-        database = req.database or context.namespace()
+        database = access.namespace(req.database, "store.Store.Tables")
         access.authorize_admin(database)
         tables = await self._backend.tables(database)
         return TablesResponse([t for t in tables if (database, t) not in RESERVED])

@@ -3,7 +3,9 @@
 Every page gets what it shows, and does what it does, through the same RPC endpoints the
 CLI uses, with the user's token and namespace in the call's metadata: the dashboard can do
 nothing the account could not do with ``micro``. Calls go to the proxy's forwarder
-in-process (an :class:`~micro.rpc.upstream.Upstream`), so they pass the same door.
+in-process (an :class:`~micro.rpc.upstream.Upstream`), so they pass the same door. Each
+call says where the browser is (``micro-remote-address``), as every edge does: login
+throttling counts failures per account and client address.
 """
 
 from __future__ import annotations
@@ -28,14 +30,25 @@ _decode = msgspec.json.Decoder().decode
 class Caller:
     """Calls services as one account, in one namespace."""
 
-    def __init__(self, upstream: Upstream, *, token: str = "", namespace: str = "micro") -> None:
+    def __init__(
+        self, upstream: Upstream, *, token: str = "", namespace: str = "micro", remote: str = ""
+    ) -> None:
         self.upstream = upstream
         self.token = token
         self.namespace = namespace
+        self.remote = remote
+        """The browser's ``host:port``."""
+
+    def within(self, namespace: str) -> Caller:
+        """The same account calling in ``namespace`` (a call acts in one namespace only:
+        a page about another database, say, calls in that one)."""
+        return Caller(self.upstream, token=self.token, namespace=namespace, remote=self.remote)
 
     def metadata(self) -> dict[str, str]:
-        """The metadata every call carries: who and where."""
+        """The metadata every call carries: who, where, and from which browser."""
         metadata = {"micro-namespace": self.namespace}
+        if self.remote:
+            metadata["micro-remote-address"] = self.remote
         if self.token:
             metadata["authorization"] = f"Bearer {self.token}"
         return metadata

@@ -22,6 +22,7 @@ from micro import errors
 from micro.durations import humanize, parse_duration
 from micro.store.base import DEFAULT_TABLE, Record
 from micro.web.app import Context, page
+from micro.web.platform import Caller
 
 __all__ = ["ROUTES"]
 
@@ -53,7 +54,9 @@ async def tables(context: Context) -> Response:
     wanted = context.request.query_params.get("table", "").strip()
     if wanted:
         return RedirectResponse(_table_url(database, wanted), status_code=303)
-    answer = await context.caller.call("store", "Store.Tables", {"database": database})
+    answer = await context.caller.within(database).call(
+        "store", "Store.Tables", {"database": database}
+    )
     return context.render(
         "store_tables.html",
         database=database,
@@ -83,7 +86,7 @@ async def _keys(
         "limit": PAGE + 1,  # one more than shown: is there a next page?
         "offset": offset,
     }
-    answer = await context.caller.call("store", "Store.List", {"options": options})
+    answer = await _store(context).call("store", "Store.List", {"options": options})
     keys: list[str] = answer.get("keys") or []
     return context.render(
         "store_keys.html",
@@ -131,6 +134,11 @@ def _record(form: Any) -> Record:
     return Record(key=key, value=value, expiry=ttl)
 
 
+def _store(context: Context) -> Caller:
+    """The caller for the database of the page (calls act in its namespace)."""
+    return context.caller.within(context.request.path_params["database"])
+
+
 def _where(context: Context) -> dict[str, str]:
     params = context.request.path_params
     return {"database": params["database"], "table": params["table"]}
@@ -142,7 +150,7 @@ async def write(context: Context) -> Response:
     form = await context.request.form()
     try:
         record = _record(form)
-        await context.caller.call(
+        await _store(context).call(
             "store",
             "Store.Write",
             {"record": msgspec.to_builtins(record), "options": _where(context)},
@@ -173,7 +181,7 @@ async def record(context: Context) -> Response:
     key = context.request.query_params.get("key", "")
     if not key:
         raise errors.BadRequest(_WHERE, "which key? (?key=)")
-    answer = await context.caller.call(
+    answer = await _store(context).call(
         "store", "Store.Read", {"key": key, "options": _where(context)}
     )
     found = msgspec.convert(answer.get("records") or [], list[Record])
@@ -197,7 +205,7 @@ async def record(context: Context) -> Response:
 async def delete(context: Context) -> Response:
     """``POST /store/{database}/{table}/delete``: remove a record (missing is fine)."""
     key = str((await context.request.form()).get("key", ""))
-    await context.caller.call("store", "Store.Delete", {"key": key, "options": _where(context)})
+    await _store(context).call("store", "Store.Delete", {"key": key, "options": _where(context)})
     where = _where(context)
     return RedirectResponse(_table_url(where["database"], where["table"]), status_code=303)
 

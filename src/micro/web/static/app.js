@@ -60,6 +60,13 @@ document.addEventListener("htmx:beforeSwap", (event) => {
   event.detail.serverResponse = htmlOf(xhr.responseText);
 });
 
+// "Back" links (a javascript: URL would be inline script, which the pages' CSP forbids).
+document.addEventListener("click", (event) => {
+  if (!event.target.matches("a[data-back]")) return;
+  event.preventDefault();
+  history.back();
+});
+
 // Filter boxes: hide the rows (input[data-filter="<rows selector>"]) not containing the text.
 document.addEventListener("input", (event) => {
   const input = event.target;
