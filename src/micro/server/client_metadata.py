@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CALLER_PREFIX", "REMOTE_ADDRESS", "from_client", "without_dashboard_cookies"]
+from micro.rpc.server import REMOTE_ADDRESS
 
-REMOTE_ADDRESS: Final = "micro-remote-address"
-"""Metadata: the address of the client that made the call, as the edge saw it."""
+__all__ = ["CALLER_PREFIX", "REMOTE_ADDRESS", "from_client", "without_dashboard_cookies"]
 
 CALLER_PREFIX: Final = "micro-caller-"
 """Metadata keys only doors write (``micro-caller-id``, ``-namespace``, ``-type``, ``-scopes``)."""
