@@ -6,17 +6,15 @@ its :class:`Dispatcher`. Writes are gathered and flushed once per event-loop tur
 64 answers ready in one turn cost one system call, not 64.
 
 When the connection dies every call on it fails at once with :class:`errors.ConnectionError`,
-and nothing else is touched: the other connections of a pool or server go on. Hence one
-call can never kill it by what it sends: a frame over the peer's limit (which would make the
-peer drop the connection, every other call on it included) is never written. A request or a
-stream message that big fails its own call with 413; an answer that big (a handler's
-response, an error) goes out as a 413 error of that call instead.
+and nothing else is touched: the other connections of a pool or server go on. So no call
+kills it by its size: a frame over the peer's limit (which drops the connection) is never
+written. A request or stream message that big fails its own call with 413; an answer that
+big (a handler's response, an error) goes out as that call's 413 instead.
 
-A connection a listener accepted answers to that listener's :class:`~micro.wire.guard.Guard`
-(its :attr:`Connection.guard`): the frames it has begun to receive hold part of a budget,
-and it is closed when it is late, or (by a GOAWAY frame first, so that no call is lost)
-when idle. A dialled connection told GOAWAY leaves its pool at once and closes when its
-calls in flight are done.
+A connection a listener accepted answers to its :class:`~micro.wire.guard.Guard`: frames
+begun hold part of a budget, and it is closed when late, or when idle (by a GOAWAY frame
+first, so no call is lost: told GOAWAY, a dialled connection leaves its pool at once and
+closes when its calls in flight are done).
 """
 
 from __future__ import annotations
@@ -24,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from micro import errors
 from micro.wire import frames
+from micro.wire.ends import Dispatcher, StreamEnd, TaskEnd, UnaryCall
 from micro.wire.stream import Stream
 
 if TYPE_CHECKING:
@@ -36,72 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Dispatcher", "StreamEnd", "TaskEnd"]
 
 log = logging.getLogger("micro.wire")
-
-
-class StreamEnd(Protocol):
-    """What the connection routes a stream's frames to: a :class:`Stream` or a pending unary call."""
-
-    def frame_received(self, kind: int, flags: int, payload: bytes) -> None: ...
-
-    def connection_lost(self, exc: errors.MicroError) -> None: ...
-
-
-class Dispatcher(Protocol):
-    """The serving side: receives each REQUEST frame of a connection."""
-
-    def request_received(
-        self, conn: Connection, stream_id: int, flags: int, payload: bytes
-    ) -> None:
-        """Start serving one call; must not block."""
-        ...
-
-    def connection_made(self, conn: Connection) -> None: ...
-
-    def connection_lost(self, conn: Connection) -> None: ...
-
-
-class _UnaryCall:
-    """A caller's pending unary call: the cheapest possible stream end."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[bytes]) -> None:
-        self.future = future
-
-    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
-        fut = self.future
-        if fut.done():
-            return
-        if kind == frames.RESPONSE:
-            fut.set_result(payload)
-        elif kind == frames.ERROR:
-            fut.set_exception(errors.from_json(payload))
-        elif kind == frames.MESSAGE or kind == frames.END:
-            fut.set_exception(
-                errors.BadRequest("micro.wire", "endpoint streams; call it as a stream")
-            )
-
-    def connection_lost(self, exc: errors.MicroError) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-
-
-class TaskEnd:
-    """The serving end of a unary call (served or forwarded): a CANCEL frame or a lost
-    connection cancels the task doing the work."""
-
-    __slots__ = ("task",)
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[None] | None = None
-
-    def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
-        if kind == frames.CANCEL and self.task is not None:
-            self.task.cancel()
-
-    def connection_lost(self, exc: errors.MicroError) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 class Connection(asyncio.Protocol):
@@ -230,22 +163,6 @@ class Connection(asyncio.Protocol):
                 waiter.set_result(None)
         self._drain_waiters.clear()
 
-    def pause_reading(self) -> None:
-        """Read nothing more until :meth:`resume_reading` (the guard's budget is full)."""
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        """Read again."""
-        if self.transport is not None and not self.closed:
-            self.transport.resume_reading()
-
-    def go_away(self) -> None:
-        """Tell the dialling side this idle connection will close (see the module)."""
-        if not self.draining:
-            self.draining = True
-            self.send(frames.encode_frame(0, frames.GOAWAY))
-
     def _told_to_go(self) -> None:
         self.draining = True
         if self._on_lost is not None:
@@ -262,8 +179,9 @@ class Connection(asyncio.Protocol):
         """Queue one frame; frames go out together at the end of this loop turn."""
         if self.closed:
             return
-        if len(data) > self._max_write:
-            data = self._refused(data)
+        if len(data) > self._max_write:  # an answer too big: see the module docstring
+            log.warning("refused to send %d bytes to %s in one frame", len(data), self.peer)
+            data = frames.refused(data, self.max_frame)
         self._wbuf.append(data)
         if self._flush_handle is None:
             self._flush_handle = self.loop.call_soon(self._flush)
@@ -277,26 +195,6 @@ class Connection(asyncio.Protocol):
         data = buf[0] if len(buf) == 1 else b"".join(buf)
         buf.clear()
         self.transport.write(data)
-
-    def _refused(self, data: bytes) -> bytes:
-        """An ERROR frame (413) of the call a frame over the limit belongs to, sent instead
-        of it. Requests and stream messages are refused before they get here; this is for
-        answers (a response, an error) a handler made too big."""
-        length, stream_id, kind, _ = frames.HEADER.unpack_from(data)
-        log.warning("refused to send a frame of %d bytes to %s (kind %d)", length, self.peer, kind)
-        error = errors.PayloadTooLarge(
-            "micro.wire",
-            f"the answer is {length} bytes, over the frame limit of {self.max_frame} bytes",
-        )
-        return frames.encode_frame(stream_id, frames.ERROR, 0, error.to_json())
-
-    def _too_large(self, frame: bytes, header: frames.RequestHeader) -> errors.PayloadTooLarge:
-        """The 413 of a request over the frame limit (never written: see the module)."""
-        return errors.PayloadTooLarge(
-            "micro.wire",
-            f"the request to {header.service} {header.endpoint} is "
-            f"{len(frame) - frames.HEADER_SIZE} bytes, over the frame limit of {self.max_frame}",
-        )
 
     async def drain(self) -> None:
         """Wait while the socket's write buffer is over its high-water mark."""
@@ -323,9 +221,9 @@ class Connection(asyncio.Protocol):
         stream_id = self._new_id()
         frame = frames.encode_request(stream_id, header, body, frames.END_STREAM)
         if len(frame) > self._max_write:
-            raise self._too_large(frame, header)
+            raise _too_large(frame, header, self.max_frame)
         fut: asyncio.Future[bytes] = self.loop.create_future()
-        self.streams[stream_id] = _UnaryCall(fut)
+        self.streams[stream_id] = UnaryCall(fut)
         self.send(frame)
         timer = None
         if timeout is not None:
@@ -351,7 +249,7 @@ class Connection(asyncio.Protocol):
         flags = frames.STREAMING | (frames.END_STREAM if body is not None else 0)
         frame = frames.encode_request(stream_id, header, body, flags)
         if len(frame) > self._max_write:
-            raise self._too_large(frame, header)
+            raise _too_large(frame, header, self.max_frame)
         stream = Stream(self, stream_id, caller=True)
         self.streams[stream_id] = stream
         self.send(frame)
@@ -384,6 +282,11 @@ class Connection(asyncio.Protocol):
     async def wait_closed(self) -> None:
         """Wait until the connection is fully closed."""
         await asyncio.shield(self._closed_future)
+
+
+def _too_large(frame: bytes, header: frames.RequestHeader, limit: int) -> errors.MicroError:
+    what = f"the request to {header.service} {header.endpoint}"
+    return frames.too_large(what, len(frame) - frames.HEADER_SIZE, limit)
 
 
 def _expire(fut: asyncio.Future[bytes], header: frames.RequestHeader) -> None:

@@ -55,7 +55,9 @@ __all__ = [
     "encode_frame",
     "encode_request",
     "encode_window",
+    "refused",
     "split_request",
+    "too_large",
 ]
 
 HEADER: Final = struct.Struct("!IIBB")
@@ -142,6 +144,21 @@ def encode_request(stream: int, header: RequestHeader, body: bytes | None, flags
         body = b""
     payload = _U16.pack(len(head)) + head + body
     return HEADER.pack(len(payload), stream, REQUEST, flags) + payload
+
+
+def too_large(what: str, size: int, limit: int) -> errors.PayloadTooLarge:
+    """The 413 of a payload a sender will not write: over the frame limit, the peer would
+    drop the connection and every call on it."""
+    return errors.PayloadTooLarge(
+        "micro.wire", f"{what} is {size} bytes, over the frame limit of {limit} bytes"
+    )
+
+
+def refused(frame: bytes, limit: int) -> bytes:
+    """The ERROR frame (413) of the call ``frame``, over the limit, belongs to."""
+    length, stream_id, _, _ = HEADER.unpack_from(frame)
+    error = too_large("the answer", length, limit)
+    return encode_frame(stream_id, ERROR, 0, error.to_json())
 
 
 def split_request(payload: bytes) -> tuple[RequestHeader, bytes]:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from micro import errors
+from micro.wire import frames
 
 if TYPE_CHECKING:
     from micro.settings import Settings
@@ -98,7 +99,7 @@ class Guard:
             conn.wanted = size
             conn.since = conn.loop.time()
             self._waiting.append(conn)
-            conn.pause_reading()
+            _pause(conn, True)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -124,7 +125,7 @@ class Guard:
             self.held += first.wanted
             first.reserved = first.wanted
             first.since = first.loop.time()
-            first.resume_reading()
+            _pause(first, False)
 
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         """The sweep: abort what is late, close what idles."""
@@ -152,7 +153,18 @@ class Guard:
                     conn.close()  # told to go, and did not
             elif now - conn.seen > limits.idle_timeout:
                 log.debug("idle connection from %s: going away", conn.peer)
-                conn.go_away()
+                conn.draining = True
+                conn.send(frames.encode_frame(0, frames.GOAWAY))
                 conn.seen = now
         if self._conns:
             self._sweep = loop.call_later(self._tick, self._check, loop)
+
+
+def _pause(conn: Connection, pause: bool) -> None:
+    """Stop (or start again) reading from ``conn``'s socket."""
+    transport = conn.transport
+    if transport is not None and not conn.closed:
+        if pause:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()

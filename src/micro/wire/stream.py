@@ -173,10 +173,7 @@ class Stream:
 
     def _too_large(self, size: int) -> NoReturn:
         """A message over the frame limit ends this call (both ways) with 413, and only it."""
-        error = errors.PayloadTooLarge(
-            "micro.wire",
-            f"a stream message is {size} bytes, over the frame limit of {self.conn.max_frame}",
-        )
+        error = frames.too_large("a stream message", size, self.conn.max_frame)
         self.fail(error)
         self._fail_local(error)
         raise error
