@@ -28,7 +28,6 @@ from micro.server.grpc_edge import (
     content_type_of,
     create,
     parse_method,
-    peer_address,
     status_name,
 )
 from micro.settings import load
@@ -358,16 +357,3 @@ async def _finish(call: Any) -> Any:
         else:
             await call
     return await call.code()
-
-
-@pytest.mark.parametrize(
-    ("peer", "address"),
-    [
-        ("ipv4:127.0.0.1:5000", "127.0.0.1:5000"),
-        ("ipv6:[::1]:5000", "::1:5000"),
-        ("unix:/tmp/s.sock", "unix"),
-        ("", None),
-    ],
-)
-def test_peer_address_is_host_port(peer: str, address: str | None) -> None:
-    assert peer_address(peer) == address

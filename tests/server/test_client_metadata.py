@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from micro.server.client_metadata import from_client, without_dashboard_cookies
+from micro.server.client_metadata import (
+    from_client,
+    grpc_peer_address,
+    without_dashboard_cookies,
+)
 
 
 def test_door_keys_and_proxy_credentials_are_dropped_and_the_address_is_the_edges() -> None:
@@ -42,3 +46,16 @@ def test_the_dashboards_cookies_never_pass(header: str, kept: str) -> None:
     assert without_dashboard_cookies(header) == kept
     metadata = from_client({"cookie": header}, None)
     assert metadata.get("cookie", "") == kept
+
+
+@pytest.mark.parametrize(
+    ("peer", "address"),
+    [
+        ("ipv4:127.0.0.1:5000", "127.0.0.1:5000"),
+        ("ipv6:[::1]:5000", "::1:5000"),
+        ("unix:/tmp/s.sock", "unix"),
+        ("", None),
+    ],
+)
+def test_peer_address_is_host_port(peer: str, address: str | None) -> None:
+    assert grpc_peer_address(peer) == address

@@ -21,7 +21,13 @@ from typing import Final
 
 from micro.rpc.server import REMOTE_ADDRESS
 
-__all__ = ["CALLER_PREFIX", "REMOTE_ADDRESS", "from_client", "without_dashboard_cookies"]
+__all__ = [
+    "CALLER_PREFIX",
+    "REMOTE_ADDRESS",
+    "from_client",
+    "grpc_peer_address",
+    "without_dashboard_cookies",
+]
 
 CALLER_PREFIX: Final = "micro-caller-"
 """Metadata keys only doors write (``micro-caller-id``, ``-namespace``, ``-type``, ``-scopes``)."""
@@ -58,3 +64,13 @@ def without_dashboard_cookies(header: str) -> str:
         if part.strip() and not part.strip().lower().startswith(_DASHBOARD_COOKIES)
     ]
     return "; ".join(kept)
+
+
+def grpc_peer_address(peer: str) -> str | None:
+    """``host:port`` of a grpc peer (``ipv4:10.0.0.1:5000``, ``ipv6:[::1]:5000``), as the
+    native wire writes a socket's peer; ``unix`` for a Unix socket."""
+    kind, _, where = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        host, _, port = where.rpartition(":")
+        return f"{host.strip('[]')}:{port}"
+    return "unix" if kind.startswith("unix") else None

@@ -48,7 +48,7 @@ from typing import Any, Final, NamedTuple
 from micro import codec, errors
 from micro.registry.routes import Routes
 from micro.rpc.upstream import Upstream
-from micro.server.client_metadata import from_client
+from micro.server.client_metadata import from_client, grpc_peer_address
 from micro.settings import Settings
 from micro.wire import frames
 from micro.wire.stream import Stream
@@ -63,7 +63,6 @@ __all__ = [
     "content_type_of",
     "create",
     "parse_method",
-    "peer_address",
     "status_name",
 ]
 
@@ -135,16 +134,6 @@ def call_metadata(pairs: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
             continue
         out[key] = f"{out[key]},{value}" if key in out else value
     return out
-
-
-def peer_address(peer: str) -> str | None:
-    """``host:port`` of a grpc peer (``ipv4:10.0.0.1:5000``, ``ipv6:[::1]:5000``), as the
-    native wire writes a socket's peer; ``unix`` for a Unix socket."""
-    kind, _, where = peer.partition(":")
-    if kind in ("ipv4", "ipv6"):
-        host, _, port = where.rpartition(":")
-        return f"{host.strip('[]')}:{port}"
-    return "unix" if kind.startswith("unix") else None
 
 
 def content_type_of(body: bytes | None, *, takes_protobuf: bool = True) -> str:
@@ -260,7 +249,8 @@ class GrpcEdge:
         ended = False
         try:
             metadata = from_client(
-                call_metadata(context.invocation_metadata() or ()), peer_address(context.peer())
+                call_metadata(context.invocation_metadata() or ()),
+                grpc_peer_address(context.peer()),
             )
             explicit = metadata.pop(CONTENT_TYPE_KEY, None)
             namespace = metadata.get("micro-namespace") or "micro"
