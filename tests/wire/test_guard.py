@@ -44,6 +44,20 @@ async def server(limits: None) -> AsyncIterator[WatchedServer]:
     await srv.stop(grace=0)
 
 
+@pytest.fixture
+async def patient_server(
+    limits: None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[WatchedServer]:
+    """As :func:`server`, with deadlines no step of a test comes near."""
+    monkeypatch.setenv("MICRO_WIRE_FRAME_TIMEOUT", str(BOUND))
+    monkeypatch.setenv("MICRO_WIRE_IDLE_TIMEOUT", str(BOUND))
+    srv = WatchedServer()
+    srv.add("sink", endpoints_of(Sink()))
+    await srv.start("127.0.0.1:0")
+    yield srv
+    await srv.stop(grace=0)
+
+
 async def _until(predicate: Callable[[], bool]) -> None:
     for _ in range(2000):
         if predicate():
@@ -55,6 +69,16 @@ async def _until(predicate: Callable[[], bool]) -> None:
 async def _connect(server: WatchedServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     assert server.address is not None
     return await asyncio.open_connection("127.0.0.1", server.address.port)
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> frames.Frame:
+    decoder = frames.FrameDecoder()
+    while True:
+        data = await reader.read(65536)
+        assert data, "the server closed the connection instead of answering"
+        got = decoder.feed(data)
+        if got:
+            return got[0]
 
 
 def _request(stream_id: int, size: int) -> bytes:
@@ -94,6 +118,32 @@ async def test_a_frame_waits_for_room_then_arrives(server: WatchedServer) -> Non
     finally:
         await client.close()
         await other.close()
+
+
+async def test_frames_that_fit_pass_one_that_waits_and_it_gets_room_in_turn(
+    patient_server: WatchedServer,
+) -> None:
+    server = patient_server
+    async with asyncio.timeout(BOUND):
+        holder_reader, holder = await _connect(server)
+        whole = _request(1, 15 * MIB)
+        holder.write(whole[:MIB])  # holds 15 MiB of the 17
+        await server.wait_until(lambda: len(server.accepted) == 1)
+        await _until(lambda: server.accepted[0].reserved > 0)
+        big_reader, big = await _connect(server)
+        big.write(whole[:MIB])  # waits: no room
+        await server.wait_until(lambda: len(server.accepted) == 2)
+        await _until(lambda: server.accepted[1].waiting)
+        small_reader, small = await _connect(server)
+        small.write(_request(1, MIB))  # fits: answered while the big one waits
+        assert (await _read_frame(small_reader)).kind == frames.RESPONSE
+        assert server.accepted[1].waiting
+        holder.write(whole[MIB:])  # the first frame completes: the waiting one gets room
+        assert (await _read_frame(holder_reader)).kind == frames.RESPONSE
+        big.write(whole[MIB:])
+        assert (await _read_frame(big_reader)).kind == frames.RESPONSE
+        for writer in (holder, big, small):
+            writer.close()
 
 
 async def test_a_frame_that_stops_arriving_is_dropped_and_its_room_freed(

@@ -9,8 +9,10 @@ hold its connection forever. The :class:`Guard` of each listener
 - **Read budget.** A frame that has begun to arrive reserves its announced size from the
   listener's ``read_budget``. A frame that does not fit waits, its connection paused (the
   kernel's buffers and then TCP hold the rest on the sender's side), and takes room as
-  frames ahead of it complete, in turn. So the frames in progress on all connections hold
-  at most the budget, plus one socket read per paused connection.
+  soon as room is freed, waiting frames first, in turn; a frame that fits never waits
+  behind a bigger one. So the frames in progress on all connections hold at most the
+  budget, plus one socket read per paused connection. (A paused connection reads nothing,
+  not even its peer's leaving: one that left is found out at its deadline.)
 - **Frame deadline.** A frame must arrive whole within ``frame_timeout`` of getting its
   room (or of its waiting for room); a connection must send its first whole frame within
   ``frame_timeout`` of connecting. Else the connection is aborted.
@@ -82,12 +84,13 @@ class Guard:
             self._sweep = conn.loop.call_later(self._tick, self._check, conn.loop)
 
     def closed(self, conn: Connection) -> None:
-        """A connection is gone: what it held is free."""
+        """A connection is gone: what it held is free, and its turn is given up."""
         self._conns.discard(conn)
         if conn.waiting:
             conn.waiting = False
             self._waiting.remove(conn)
         self._release(conn)
+        self._grant()
 
     def partial(self, conn: Connection, size: int) -> None:
         """``conn`` holds part of a frame of ``size`` bytes (``0``: no partial frame)."""
@@ -104,7 +107,7 @@ class Guard:
     # -- internals ------------------------------------------------------------------------
 
     def _reserve(self, conn: Connection, size: int) -> bool:
-        if self._waiting or self.held + size > self.limits.read_budget:
+        if self.held + size > self.limits.read_budget:
             return False
         self.held += size
         conn.reserved = size
@@ -112,20 +115,22 @@ class Guard:
         return True
 
     def _release(self, conn: Connection) -> None:
-        if not conn.reserved:
+        if conn.reserved:
+            self.held -= conn.reserved
+            conn.reserved = 0
+            self._grant()
+
+    def _grant(self) -> None:
+        """Give room to the waiting frames that fit, in turn."""
+        if not self._waiting:
             return
-        self.held -= conn.reserved
-        conn.reserved = 0
-        while self._waiting:
-            first = self._waiting[0]
-            if self.held + first.wanted > self.limits.read_budget:
-                return
-            self._waiting.popleft()
-            first.waiting = False
-            self.held += first.wanted
-            first.reserved = first.wanted
-            first.since = first.loop.time()
-            _pause(first, False)
+        waiting, self._waiting = self._waiting, deque()
+        for conn in waiting:
+            if self._reserve(conn, conn.wanted):
+                conn.waiting = False
+                _pause(conn, False)
+            else:
+                self._waiting.append(conn)
 
     def _check(self, loop: asyncio.AbstractEventLoop) -> None:
         """The sweep: abort what is late, close what idles."""
