@@ -7,7 +7,8 @@ a callback sees them. So:
 
 - **Header deadline.** From a connection's start, and from the first byte of each request
   on a kept-alive one, the request line and headers must arrive within ``header_timeout``:
-  else 408 (or a silent close when nothing came at all).
+  else 408 (or a silent close when nothing came at all). One sweep per listener checks the
+  deadlines, so a request costs a clock read, not a timer.
 - **Header size.** The bytes read while a request's headers are incomplete are counted as
   they arrive, and the whole header is measured once parsed: over ``max_header``, 431 with
   Micro's error JSON and the connection closes. So at most ``max_header`` and one socket
@@ -57,8 +58,16 @@ class _Refused(Exception):
 
 
 def guarded_protocol(limits: HttpLimits) -> type[Any]:
-    """uvicorn's httptools protocol class, bounded by ``limits``."""
+    """uvicorn's httptools protocol class, bounded by ``limits`` (one class per listener:
+    its connections share one sweep of their header deadlines)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    sweep: list[asyncio.TimerHandle] = []
+    tick = max(0.05, min(1.0, limits.header_timeout / 4))
+    max_header = limits.max_header
+    # uvicorn's own methods, called directly: a request passes each once (no super() lookup)
+    feed = HttpToolsProtocol.data_received
+    headers_complete = HttpToolsProtocol.on_headers_complete
 
     class GuardedHttp(HttpToolsProtocol):
         """See the module docstring."""
@@ -68,7 +77,11 @@ def guarded_protocol(limits: HttpLimits) -> type[Any]:
             self._refused = False
             self._in_headers = True
             self._header_bytes = 0
-            self._header_timer: asyncio.TimerHandle | None = None
+            """Bytes read of the request's incomplete headers."""
+            self._read = 0
+            """Bytes read since the request began (a bound on its headers' size)."""
+            self._since = 0.0
+            """When the request (or the connection) began, while its headers are awaited."""
 
         def connection_made(self, transport: Any) -> None:
             if len(self.connections) >= limits.max_connections:
@@ -76,10 +89,11 @@ def guarded_protocol(limits: HttpLimits) -> type[Any]:
                 _answer(transport, 503, "too many connections: try again later")
                 return
             super().connection_made(transport)
-            self._start_header_timer()
+            self._since = self.loop.time()
+            if not sweep:
+                sweep.append(self.loop.call_later(tick, self._sweep))
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._stop_header_timer()
             if self.transport is not None:  # (None: refused before being served)
                 super().connection_lost(exc)
 
@@ -87,33 +101,38 @@ def guarded_protocol(limits: HttpLimits) -> type[Any]:
             if self._refused:
                 return
             began_in_headers = self._in_headers
-            if began_in_headers and self._header_timer is None:
-                self._start_header_timer()
-            super().data_received(data)
-            if self._in_headers and not self._refused:
+            if began_in_headers:
+                if not self._since:
+                    self._since = self.loop.time()
+                self._read = self._header_bytes + len(data)
+            feed(self, data)
+            if self._in_headers:
+                if self._refused:
+                    return
                 # Headers still incomplete: all of this read was header bytes (unless it
                 # also ended a previous request, pipelined; then it is not counted).
-                self._header_bytes = self._header_bytes + len(data) if began_in_headers else 0
-                if self._header_bytes > limits.max_header:
+                self._header_bytes = self._read if began_in_headers else 0
+                if self._header_bytes > max_header:
                     self._refuse_headers()
+            else:
+                cycle = self.cycle
+                if cycle is not None and not cycle.more_body:
+                    self._in_headers = True  # the next bytes begin the next request
 
         def send_400_response(self, msg: str) -> None:
             if not self._refused:  # (after a refusal the parser's stop is no client error)
                 super().send_400_response(msg)
 
         def on_headers_complete(self) -> None:
-            size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
-            if size > limits.max_header:
-                self._refuse_headers()
-                raise _Refused
+            if self._read > max_header:  # (else the headers are smaller still)
+                size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
+                if size > max_header:
+                    self._refuse_headers()
+                    raise _Refused
             self._in_headers = False
-            self._header_bytes = 0
-            self._stop_header_timer()
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            self._in_headers = True  # what comes next is the next request's headers
+            self._header_bytes = self._read = 0
+            self._since = 0.0
+            headers_complete(self)
 
         def _refuse_headers(self) -> None:
             self._refuse(
@@ -124,19 +143,20 @@ def guarded_protocol(limits: HttpLimits) -> type[Any]:
 
         def _refuse(self, code: int, detail: str) -> None:
             self._refused = True
-            self._stop_header_timer()
             _answer(self.transport, code, detail)
 
-        def _start_header_timer(self) -> None:
-            self._header_timer = self.loop.call_later(limits.header_timeout, self._header_late)
-
-        def _stop_header_timer(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+        def _sweep(self) -> None:
+            """Close the connections whose headers are late (all of this listener's)."""
+            sweep.clear()
+            deadline = self.loop.time() - limits.header_timeout
+            for conn in list(self.connections):
+                if isinstance(conn, GuardedHttp) and 0 < conn._since < deadline:
+                    conn._header_late()
+            if self.connections:
+                sweep.append(self.loop.call_later(tick, self._sweep))
 
         def _header_late(self) -> None:
-            self._header_timer = None
+            self._since = 0.0
             if self._refused or self.transport.is_closing():
                 return
             if self._header_bytes:
