@@ -119,7 +119,8 @@ class Gateway:
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
-        extra = self._cors.headers(_header(scope, b"origin"))
+        cors = self._cors
+        extra = cors.headers(_header(scope, b"origin") if cors.by_origin else "")
         service = endpoint = ""
         known = False  # metrics name registered services' endpoints only
         status = 500
@@ -141,9 +142,11 @@ class Gateway:
             req = self.request(scope, service, endpoint)
             info = self._cached_endpoint(req) or await self.endpoint(req)
             known = True
-            content_type, length = _body_headers(scope)
-            body = await self._read_body(receive, length)
-            payload = build_body(method, scope["query_string"], content_type, body, info.request)
+            metadata = req.metadata
+            body = await self._read_body(receive, metadata.get("content-length", ""))
+            payload = build_body(
+                method, scope["query_string"], metadata.get("content-type", ""), body, info.request
+            )
             if info.kind == "unary":
                 data = await self.upstream.unary(self.header(req), payload)
                 status = 200 if data else 204
@@ -268,17 +271,6 @@ class Gateway:
         return errors.PayloadTooLarge(
             _ID, f"the request body is larger than {self.max_body} bytes (MICRO_API_MAX_BODY)"
         )
-
-
-def _body_headers(scope: Scope) -> tuple[str, str]:
-    """``Content-Type`` and ``Content-Length`` (``""`` when absent), in one pass."""
-    content_type = length = ""
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            content_type = value.decode("latin-1")
-        elif key == b"content-length":
-            length = value.decode("latin-1")
-    return content_type, length
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -27,21 +27,23 @@ Headers = list[tuple[bytes, bytes]]
 class Cors:
     """The CORS headers of the gateway's answers."""
 
-    __slots__ = ("_any", "_by_origin")
+    __slots__ = ("_any", "_listed", "by_origin")
 
     def __init__(self, origins: tuple[str, ...]) -> None:
-        self._by_origin: dict[str, Headers] = {
+        self._listed: dict[str, Headers] = {
             origin: [*_allow(origin), *_VARY] for origin in origins if origin != "*"
         }
         self._any: Headers | None = _allow("*") if "*" in origins else None
+        self.by_origin = self._any is None and bool(self._listed)
+        """Whether the answer depends on the request's ``Origin`` (else pass ``""``)."""
 
     def headers(self, origin: str) -> Headers:
         """The headers to answer a request from ``origin`` (``""``: none sent) with."""
         if self._any is not None:
             return self._any
-        if not self._by_origin:
+        if not self._listed:
             return []
-        return self._by_origin.get(origin) or _VARY
+        return self._listed.get(origin) or _VARY
 
 
 def _allow(origin: str) -> Headers:

@@ -195,26 +195,19 @@ class FrameDecoder:
     hypothesis tests check. After a :class:`ProtocolError` the decoder is unusable.
     """
 
-    __slots__ = ("_buf", "max_frame")
+    __slots__ = ("_buf", "max_frame", "needed")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self._buf = bytearray()
         self.max_frame = max_frame
+        self.needed = 0
+        """The bytes the frame begun will take once whole, header included (what arrived
+        while its header is incomplete; ``0`` when no frame is begun)."""
 
     @property
     def pending(self) -> int:
         """Bytes held that do not yet make a whole frame (non-zero at EOF means truncation)."""
         return len(self._buf)
-
-    @property
-    def needed(self) -> int:
-        """The bytes the frame begun will take once whole, header included (what arrived
-        while its header is incomplete; ``0`` when no frame is begun)."""
-        buf = self._buf
-        if len(buf) < HEADER_SIZE:
-            return len(buf)
-        length: int = HEADER.unpack_from(buf)[0]
-        return HEADER_SIZE + length
 
     def feed(self, data: bytes) -> list[Frame]:
         """Take more bytes; return every frame they complete, in order."""
@@ -245,4 +238,6 @@ class FrameDecoder:
             del buf[:pos]
         elif pos < end:
             buf += data[pos:]
+        rest = len(buf)
+        self.needed = rest if rest < HEADER_SIZE else HEADER_SIZE + _U32.unpack_from(buf)[0]
         return frames
