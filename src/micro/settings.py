@@ -38,6 +38,15 @@ def _origins(raw: str | None) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
+def _flag(environ: Mapping[str, str], key: str) -> bool:
+    raw = environ.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{key}={raw!r}: use 1 or 0 (true/false, yes/no, on/off)")
+
+
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
     raw = environ.get(key, "").strip()
     if not raw:
@@ -130,6 +139,10 @@ class Settings:
     """``MICRO_EVENTS_ADDRESS``: ``nats://...`` (JetStream) or ``redis://...`` (Streams)."""
     config_secret_key: str | None = None
     """``MICRO_CONFIG_SECRET_KEY``: base64 of 32 bytes; generated under MICRO_HOME if unset."""
+    insecure_shared_uid: bool = False
+    """``MICRO_INSECURE_SHARED_UID``: run every namespace's services as the server's own
+    user, unconfined. Without it a server not run as root runs namespace ``micro``'s only
+    (see :mod:`micro.runtime.sandbox`)."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -193,4 +206,5 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         admin_password=get("MICRO_ADMIN_PASSWORD"),
         auth_id=get("MICRO_AUTH_ID"),
         auth_secret=get("MICRO_AUTH_SECRET"),
+        insecure_shared_uid=_flag(env, "MICRO_INSECURE_SHARED_UID"),
     )

@@ -53,6 +53,15 @@ __all__ = ["server", "service"]
 @click.option(
     "--tls_key_file", envvar="MICRO_TLS_KEY_FILE", help="The TLS certificate's private key (PEM)."
 )
+@click.option(
+    "--insecure_shared_uid",
+    envvar="MICRO_INSECURE_SHARED_UID",
+    is_flag=True,
+    default=False,
+    help="Run every namespace's services as the server's own user, unconfined. Without it, "
+    "a server run as root gives each namespace a user and sandbox of its own, and one not "
+    "run as root runs namespace micro's services only: theirs could read its keys.",
+)
 def server(
     proxy_address: str,
     profile: str,
@@ -66,6 +75,7 @@ def server(
     events_address: str | None,
     tls_cert_file: str | None,
     tls_key_file: str | None,
+    insecure_shared_uid: bool,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
@@ -85,9 +95,11 @@ def server(
         ("MICRO_EVENTS_ADDRESS", events_address),
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
+        ("MICRO_INSECURE_SHARED_UID", "1" if insecure_shared_uid else None),
     ):
         if value:
             os.environ[key] = value
+    os.umask(0o077)  # what the server writes (keys, databases, logs) is its own
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: run_server(settings))

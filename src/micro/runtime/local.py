@@ -40,9 +40,11 @@ from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime import archives
 from micro.runtime.base import LogStream, Runtime, Service, check_service
+from micro.runtime.build import find_uv
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
 from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
+from micro.runtime.sandbox import Sandbox, SandboxError, for_server
 from micro.runtime.source import SourceError, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
@@ -93,6 +95,7 @@ class LocalRuntime(Runtime):
         folder: Path,
         *,
         secrets: SecretBox,
+        sandbox: Sandbox,
         replica: str = "local",
         grace: float = 10.0,
         restart_limit: int = 5,
@@ -108,6 +111,7 @@ class LocalRuntime(Runtime):
             layout=self._layout,
             registry=registry,
             builds=asyncio.Semaphore(builds),
+            sandbox=sandbox,
             replica=replica,
             grace=grace,
             restart_limit=restart_limit,
@@ -125,13 +129,26 @@ class LocalRuntime(Runtime):
     def build(
         cls, settings: Settings, store: Store, auth: Auth, registry: Registry
     ) -> LocalRuntime:
-        """The server's runtime: its files under ``MICRO_HOME/server/runtime``."""
+        """The server's runtime: its files under ``MICRO_HOME/server/runtime``, its
+        processes in the sandbox :func:`~micro.runtime.sandbox.for_server` gives."""
+        uv = find_uv()
+        sandbox = for_server(
+            settings.home,
+            insecure_shared_uid=settings.insecure_shared_uid,
+            needed=[Path(uv)] if uv else [],
+        )
+        if settings.insecure_shared_uid:
+            log.warning(
+                "runtime: MICRO_INSECURE_SHARED_UID is set: every namespace's services run "
+                "as this server's user, unconfined, and can read its keys"
+            )
         return cls(
             store,
             auth,
             registry,
             settings.home / "server" / "runtime",
             secrets=SecretBox.from_settings(settings),
+            sandbox=sandbox,
             replica=settings.replica,
         )
 
@@ -451,6 +468,10 @@ class LocalRuntime(Runtime):
 
     async def _check_source(self, service: Service, namespace: str) -> None:
         where = "runtime.Runtime"
+        try:
+            self.platform.sandbox.check(namespace)
+        except SandboxError as exc:
+            raise errors.Forbidden(where, str(exc)) from None
         source = service.source
         if source.startswith("source://"):
             if source != f"source://{service.name}:{service.version}":
