@@ -282,6 +282,7 @@ class LocalRuntime(Runtime):
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
         check_service(Service(name=name, version=version))
+        self._check_sandbox(namespace, "runtime.Source.Upload")
         if len(data) > _MAX_UPLOAD:
             raise errors.BadRequest(
                 "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
@@ -466,12 +467,16 @@ class LocalRuntime(Runtime):
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
 
-    async def _check_source(self, service: Service, namespace: str) -> None:
-        where = "runtime.Runtime"
+    def _check_sandbox(self, namespace: str, where: str) -> None:
+        """Forbidden when this server will not run ``namespace``'s services at all."""
         try:
             self.platform.sandbox.check(namespace)
         except SandboxError as exc:
             raise errors.Forbidden(where, str(exc)) from None
+
+    async def _check_source(self, service: Service, namespace: str) -> None:
+        where = "runtime.Runtime"
+        self._check_sandbox(namespace, where)
         source = service.source
         if source.startswith("source://"):
             if source != f"source://{service.name}:{service.version}":

@@ -35,7 +35,7 @@ from typing import Final
 
 from micro.runtime.users import Identity, UserError, ensure_user
 
-__all__ = ["Jail", "Place", "Sandbox", "SandboxError", "Shared", "for_server"]
+__all__ = ["LAUNCHER", "Jail", "Place", "Sandbox", "SandboxError", "Shared", "for_server"]
 
 OWN_NAMESPACE: Final = "micro"
 _OUTPUT_LIMIT: Final = 1024 * 1024
@@ -43,6 +43,10 @@ _OUTPUT_LIMIT: Final = 1024 * 1024
 _SRV: Final = Path("/srv")
 _SCRATCH: Final = ("/tmp", "/var/tmp", "/dev/shm")
 _SCRATCH_SIZE: Final = "256m"
+
+
+LAUNCHER: Final = (sys.executable, "-I", "-m", "micro.runtime.jail")
+"""The command that runs a process as :meth:`Jail.spec` says (see :mod:`micro.runtime.jail`)."""
 
 
 class SandboxError(Exception):
@@ -185,6 +189,30 @@ class Jail(Sandbox):
     def seen(self, place: Place) -> Place:
         return replace(place, app=self.app, home=self.home, venv=self.venv)
 
+    def spec(
+        self,
+        uid: int,
+        gid: int,
+        argv: list[str],
+        env: dict[str, str],
+        *,
+        cwd: Path,
+        binds: list[tuple[Path, Path, bool]],
+    ) -> dict[str, object]:
+        """What :data:`LAUNCHER` reads on its stdin to run ``argv`` as ``uid``/``gid`` in
+        this view, with ``binds`` (source, target, writable) besides."""
+        extra = [{"source": str(s), "target": str(t), "writable": w} for s, t, w in binds]
+        return {
+            "uid": uid,
+            "gid": gid,
+            "tmpfs": self._tmpfs,
+            "binds": [*self._binds, *extra],
+            "hide": self._hidden,
+            "argv": argv,
+            "env": env,
+            "cwd": str(cwd),
+        }
+
     async def hand_over(self, namespace: str, path: Path, *, tree: bool = False) -> None:
         user = await self._user(namespace)
         await asyncio.to_thread(_chown, path, user.uid, user.gid, tree)
@@ -200,23 +228,13 @@ class Jail(Sandbox):
                 PIP_CACHE_DIR=str(self.home / ".cache" / "pip"),
             )
         own = [
-            {"source": str(place.app), "target": str(self.app), "writable": place.build},
-            {"source": str(place.home), "target": str(self.home), "writable": True},
-            {"source": str(place.venv), "target": str(self.venv), "writable": place.build},
+            (place.app, self.app, place.build),
+            (place.home, self.home, True),
+            (place.venv, self.venv, place.build),
         ]
-        spec = {
-            "uid": user.uid,
-            "gid": user.gid,
-            "tmpfs": self._tmpfs,
-            "binds": [*self._binds, *own],
-            "hide": self._hidden,
-            "argv": argv,
-            "env": env,
-            "cwd": str(self.app),
-        }
-        launcher = [sys.executable, "-I", "-m", "micro.runtime.jail"]
+        spec = self.spec(user.uid, user.gid, argv, env, cwd=self.app, binds=own)
         env_of_root = {"PATH": os.defpath}  # nothing of the tenant's while root
-        proc = await _start(launcher, cwd="/", env=env_of_root, stdin=asyncio.subprocess.PIPE)
+        proc = await _start([*LAUNCHER], cwd="/", env=env_of_root, stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode())
         with contextlib.suppress(ConnectionError):  # it died at once: its output says why
