@@ -3,8 +3,9 @@
 ``Source`` handler (``Upload``, client streaming).
 
 As in Micro: reading needs an account of the namespace; everything else needs an admin of
-it. Create stamps ``owner`` (the caller's name), ``group`` (its namespace) and
-``started``.
+it. Environment variables are secrets: only admins (of the namespace, or of the
+platform) read them back. Create stamps ``owner`` (the caller's name), ``group`` (its
+namespace) and ``started``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import datetime
 from collections.abc import AsyncIterator
 from typing import Final
+
+import msgspec
 
 from micro import errors
 from micro.auth import access
@@ -66,10 +69,12 @@ class Runtime:
     async def read(self, req: ReadRequest) -> ReadResponse:
         """The services of the caller's namespace with their status."""
         namespace = context.namespace()
-        access.authorize(namespace)
+        account = access.authorize(namespace)
         services = await self._backend.read(
             name=req.service, version=req.version, namespace=namespace
         )
+        if account is not None and not access.is_admin(account, namespace):
+            services = [msgspec.structs.replace(s, env={}) for s in services]
         return ReadResponse(services)
 
     async def update(self, req: UpdateRequest) -> UpdateResponse:

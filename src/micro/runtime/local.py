@@ -35,6 +35,7 @@ import msgspec
 
 from micro import errors
 from micro.auth.base import SERVICE_SCOPE, Auth
+from micro.config.base import SecretError
 from micro.config.secrets import SecretBox
 from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
@@ -72,6 +73,9 @@ class _Desired(msgspec.Struct, omit_defaults=True):
     """The service account's secret, sealed."""
     replica: str = ""
     """The replica that runs it."""
+    env: str = ""
+    """On the store, the service's environment variables, sealed (they are secrets:
+    ``service.env`` is kept empty there)."""
 
 
 def _key(namespace: str, name: str, version: str) -> str:
@@ -379,7 +383,12 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            status = Status(described, self.replica, self.platform.proxy)
+            status = Status(
+                msgspec.structs.replace(described, env={}),
+                self.replica,
+                self.platform.proxy,
+                env=self._seal_env(described.env),
+            )
             record = Record(_status_key(*key), msgspec.json.encode(status))
             await self._store.write(record, database=DATABASE, table=TABLE)
             self._published[key] = described
@@ -451,7 +460,12 @@ class LocalRuntime(Runtime):
             [record] = await self._store.read(key, database=DATABASE, table=TABLE)
         except errors.NotFound:
             return None
-        return msgspec.json.decode(record.value, type=Status)
+        status = msgspec.json.decode(record.value, type=Status)
+        try:
+            status.service.env = self._open_env(status.env) or status.service.env
+        except (SecretError, msgspec.DecodeError) as exc:
+            log.error("runtime: cannot open the environment in %s: %s", key, exc)
+        return status
 
     # -- internals --------------------------------------------------------------------------
 
@@ -573,19 +587,41 @@ class LocalRuntime(Runtime):
                 await self._auth.delete_account(account_id, namespace=namespace)
         raise errors.Conflict("runtime.Runtime.Create", f"account {account_id} is taken")
 
+    def _seal_env(self, env: dict[str, str]) -> str:
+        return self._secrets.seal(msgspec.json.encode(env)) if env else ""
+
+    def _open_env(self, sealed: str) -> dict[str, str]:
+        if not sealed:
+            return {}
+        return msgspec.json.decode(self._secrets.open(sealed), type=dict[str, str])
+
     async def _save(self, namespace: str, desired: _Desired) -> None:
         svc = desired.service
+        kept = msgspec.structs.replace(
+            desired,
+            service=msgspec.structs.replace(svc, env={}),
+            env=self._seal_env(svc.env),
+        )
         await self._store.write(
-            Record(_key(namespace, svc.name, svc.version), msgspec.json.encode(desired)),
+            Record(_key(namespace, svc.name, svc.version), msgspec.json.encode(kept)),
             database=DATABASE,
             table=TABLE,
         )
+
+    def _decode(self, value: bytes) -> _Desired:
+        """A record as kept (:meth:`_save`), its environment opened (a record written
+        before they were sealed has it in the clear)."""
+        desired = msgspec.json.decode(value, type=_Desired)
+        if desired.env:
+            desired.service.env = self._open_env(desired.env)
+            desired.env = ""
+        return desired
 
     async def _load(self, namespace: str, name: str, version: str) -> _Desired:
         [record] = await self._store.read(
             _key(namespace, name, version), database=DATABASE, table=TABLE
         )
-        return msgspec.json.decode(record.value, type=_Desired)
+        return self._decode(record.value)
 
     async def _records(self, namespace: str) -> list[_Desired]:
         """The services that should run in ``namespace``."""
@@ -598,8 +634,8 @@ class LocalRuntime(Runtime):
         records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
         for record in records:
             try:
-                desired = msgspec.json.decode(record.value, type=_Desired)
-            except msgspec.DecodeError as exc:
+                desired = self._decode(record.value)
+            except (msgspec.DecodeError, SecretError) as exc:
                 log.error("runtime: cannot read %s: %s", record.key, exc)
                 continue
             found.append((record.key.split(":", 2)[1], desired))
