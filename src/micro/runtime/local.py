@@ -46,7 +46,7 @@ from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
 from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
-from micro.runtime.source import SourceError, parse_git
+from micro.runtime.source import SourceError, check_archive, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
@@ -286,11 +286,14 @@ class LocalRuntime(Runtime):
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
         check_service(Service(name=name, version=version))
-        self._check_sandbox(namespace, "runtime.Source.Upload")
+        where = "runtime.Source.Upload"
+        self._check_sandbox(namespace, where)
         if len(data) > _MAX_UPLOAD:
-            raise errors.BadRequest(
-                "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
-            )
+            raise errors.BadRequest(where, f"the source is larger than {_MAX_UPLOAD >> 20} MiB")
+        try:  # a hostile or huge archive is refused now, not at its first start
+            await asyncio.to_thread(check_archive, data)
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
         await archives.save(self._store, namespace, name, version, data)
         path = self._layout.archive(namespace, name, version)
         await asyncio.to_thread(_write_atomic, path, data)

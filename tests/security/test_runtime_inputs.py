@@ -1,0 +1,148 @@
+"""Issue 14, items 13, 15 and 20: what a namespace's admin hands the runtime.
+
+- 13: an upload is a gzipped tar of a few hundred KB that unpacks to hundreds of MiB (a
+  file of zeros, a sparse file, tens of thousands of empty files): the server refuses it
+  at upload, before writing anything, and never unpacks it.
+- 15: a ``file://`` git source is a repository on the server's own disk: only platform
+  admins may run one, or any admin one under ``MICRO_RUNTIME_FILE_ROOTS``.
+- 20: an environment variable over 128 KiB (execve's limit) used to leave the service
+  "starting" forever: it is a 400 at ``micro run``/``update``, and a process that cannot
+  be started at all is an error with the reason.
+
+The uploads are sent the way ``micro run`` sends them, through ``runtime.Source.Upload``,
+but with archives the CLI would never make.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+from tests.security._tenant import Tenant
+
+from micro.testing import MicroServerProcess
+
+UPLOAD = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    import micro.client
+    from micro import errors
+    from micro.runtime.base import Service
+    from micro.runtime.client import RPCRuntime
+
+
+    async def main() -> None:
+        runtime = RPCRuntime(micro.client.default())
+        data = sys.stdin.buffer.read()
+        try:
+            namespace = sys.argv[1]
+            source = await runtime.upload("bomb", "latest", data, namespace=namespace)
+            await runtime.create(Service(name="bomb", source=source), namespace=namespace)
+        except errors.MicroError as exc:
+            print(json.dumps({"code": exc.code, "detail": exc.detail}))
+        else:
+            print(json.dumps({"code": 200}))
+
+
+    asyncio.run(main())
+    """
+)
+
+
+def upload(tenant: Tenant, data: bytes) -> dict[str, object]:
+    """Upload ``data`` as the source of service ``bomb`` and run it, as the tenant."""
+    done = subprocess.run(
+        [sys.executable, "-c", UPLOAD, tenant.namespace],
+        env=tenant.env(),
+        input=data,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+def archive(*members: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        main = tarfile.TarInfo("main.py")
+        tar.addfile(main, io.BytesIO(b""))
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, made as they are read (a bomb costs no memory to build)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def zeros_bomb(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo("main.py"), io.BytesIO(b""))
+        info = tarfile.TarInfo("data.bin")
+        info.size = size
+        tar.addfile(info, _Zeros(size))
+    return buffer.getvalue()
+
+
+def sparse_bomb(size: int) -> bytes:
+    info = tarfile.TarInfo("GNUSparseFile.0/data.bin")
+    info.pax_headers = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": "data.bin",
+        "GNU.sparse.realsize": str(size),
+    }
+    return archive((info, b"1\n0\n0\n".ljust(512, b"\0")))
+
+
+def many_files(count: int) -> bytes:
+    return archive(*((tarfile.TarInfo(f"f{i}"), b"") for i in range(count)))
+
+
+def assert_nothing_kept(server: MicroServerProcess, tenant: Tenant) -> None:
+    runtime = server.home / "server" / "runtime"
+    for folder in ("work", "sources"):
+        assert not (runtime / folder / tenant.namespace).exists()
+    assert tenant.micro("status").stdout == ""
+
+
+def test_an_upload_that_unpacks_too_big_is_refused_before_anything_is_written(
+    micro_server: MicroServerProcess, tenant: Tenant
+) -> None:
+    mib = 1024 * 1024
+    for data, reason in [
+        (zeros_bomb(300 * mib), "the source unpacks to more than 256.0 MiB"),
+        (sparse_bomb(300 * mib), "is not a file, folder or symlink"),
+        (many_files(20_001), "the source holds more than 20000 files and folders"),
+    ]:
+        assert len(data) < mib  # a small upload...
+        answer = upload(tenant, data)
+        assert answer["code"] == 400, answer
+        assert reason in str(answer["detail"])
+        assert_nothing_kept(micro_server, tenant)
+    # what micro run itself sends is still taken
+    folder = Path(__file__).resolve().parent / "probe"
+    done = tenant.micro("run", str(folder), "--name", "probe", timeout=120)
+    assert done.returncode == 0, done.stderr
