@@ -47,6 +47,15 @@ def _flag(environ: Mapping[str, str], key: str) -> bool:
     raise ValueError(f"{key}={raw!r}: use 1 or 0 (true/false, yes/no, on/off)")
 
 
+def _folders(environ: Mapping[str, str], key: str) -> tuple[Path, ...]:
+    """Comma-separated absolute folders."""
+    found = tuple(Path(p.strip()) for p in environ.get(key, "").split(",") if p.strip())
+    for path in found:
+        if not path.is_absolute():
+            raise ValueError(f"{key}: {str(path)!r} is not an absolute path")
+    return found
+
+
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
     raw = environ.get(key, "").strip()
     if not raw:
@@ -143,6 +152,9 @@ class Settings:
     """``MICRO_INSECURE_SHARED_UID``: run every namespace's services as the server's own
     user, unconfined. Without it a server not run as root runs namespace ``micro``'s only
     (see :mod:`micro.runtime.sandbox`)."""
+    runtime_file_roots: tuple[Path, ...] = ()
+    """``MICRO_RUNTIME_FILE_ROOTS``: comma-separated folders from which any namespace's
+    admins may run ``file://`` git sources; elsewhere only platform admins may."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -207,4 +219,5 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         auth_id=get("MICRO_AUTH_ID"),
         auth_secret=get("MICRO_AUTH_SECRET"),
         insecure_shared_uid=_flag(env, "MICRO_INSECURE_SHARED_UID"),
+        runtime_file_roots=_folders(env, "MICRO_RUNTIME_FILE_ROOTS"),
     )

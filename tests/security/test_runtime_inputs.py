@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
 import textwrap
 from pathlib import Path
 
-from tests.security._tenant import Tenant
+from tests._support import git
+from tests.security._tenant import PROBE, Tenant, make_tenant, wait_running
 
-from micro.testing import MicroServerProcess
+from micro.testing import MicroServerProcess, start_server
 
 UPLOAD = textwrap.dedent(
     """
@@ -143,6 +145,61 @@ def test_an_upload_that_unpacks_too_big_is_refused_before_anything_is_written(
         assert reason in str(answer["detail"])
         assert_nothing_kept(micro_server, tenant)
     # what micro run itself sends is still taken
-    folder = Path(__file__).resolve().parent / "probe"
-    done = tenant.micro("run", str(folder), "--name", "probe", timeout=120)
+    done = tenant.micro("run", str(PROBE), "--name", "probe", timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def bare_repo(folder: Path) -> Path:
+    """A bare git repository of the probe service at ``folder``."""
+    work = folder.with_name(folder.name + "-work")
+    shutil.copytree(PROBE, work)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "probe")
+    git(folder.parent, "clone", "-q", "--bare", str(work), str(folder))
+    return folder
+
+
+def refused_source(tenant: Tenant, url: str) -> str:
+    done = tenant.micro("run", url, "--name", "probe")
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr
+    assert tenant.micro("status").stdout == ""
+    return done.stderr
+
+
+def test_file_sources_are_for_platform_admins(
+    micro_server: MicroServerProcess, tenant: Tenant, tmp_path: Path
+) -> None:
+    # any repository on the server's disk, say one of the platform's own
+    secret = bare_repo(tmp_path / "platform-only.git")
+    reason = refused_source(tenant, f"file://{secret}")
+    assert f"{secret} is not under a folder the server lets namespaces run file://" in reason
+    assert "only platform admins may run it" in reason
+    assert "only platform admins" in refused_source(tenant, f"file://localhost{secret}")
+    assert "no host" in refused_source(tenant, f"file://elsewhere{secret}")
+    # the platform's admin may
+    done = micro_server.micro("-n", tenant.namespace, "run", f"file://{secret}", timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_file_sources_under_the_configured_roots(tmp_path: Path) -> None:
+    roots = tmp_path / "git"
+    allowed = bare_repo(roots / "probe.git")
+    outside = bare_repo(tmp_path / "outside.git")
+    (roots / "link.git").symlink_to(outside)
+    server = start_server(tmp_path / "home", env={"MICRO_RUNTIME_FILE_ROOTS": str(roots)})
+    try:
+        tenant = make_tenant(server, tmp_path)
+        for url in (
+            f"file://{outside}",
+            f"file://{roots}/../outside.git",
+            f"file://{roots}/%2e%2e/outside.git",
+            f"file://{roots}/link.git",
+        ):
+            assert "only platform admins may run it" in refused_source(tenant, url), url
+        done = tenant.micro("run", f"file://{allowed}", "--name", "probe", timeout=120)
+        assert done.returncode == 0, done.stderr
+        wait_running(tenant.micro, "probe")
+    finally:
+        server.stop()

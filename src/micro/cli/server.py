@@ -62,6 +62,12 @@ __all__ = ["server", "service"]
     "a server run as root gives each namespace a user and sandbox of its own, and one not "
     "run as root runs namespace micro's services only: theirs could read its keys.",
 )
+@click.option(
+    "--runtime_file_roots",
+    envvar="MICRO_RUNTIME_FILE_ROOTS",
+    help="Comma-separated folders from which any namespace's admins may micro run file:// "
+    "git sources; elsewhere only platform admins may.",
+)
 def server(
     proxy_address: str,
     profile: str,
@@ -76,6 +82,7 @@ def server(
     tls_cert_file: str | None,
     tls_key_file: str | None,
     insecure_shared_uid: bool,
+    runtime_file_roots: str | None,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM."""
     from micro.log import configure
@@ -96,6 +103,7 @@ def server(
         ("MICRO_TLS_CERT_FILE", tls_cert_file),
         ("MICRO_TLS_KEY_FILE", tls_key_file),
         ("MICRO_INSECURE_SHARED_UID", "1" if insecure_shared_uid else None),
+        ("MICRO_RUNTIME_FILE_ROOTS", runtime_file_roots),
     ):
         if value:
             os.environ[key] = value

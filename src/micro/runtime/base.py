@@ -117,6 +117,9 @@ class Runtime(ABC):
         """Keep an archive of a service's folder (made by :func:`micro.runtime.source.pack`)
         and return its source id, ``source://<name>:<version>``."""
 
+    def check_source(self, source: str, *, platform_admin: bool) -> None:  # noqa: B027 - optional hook
+        """Refuse (Forbidden) a source the caller may not run; every source by default."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds."""
 

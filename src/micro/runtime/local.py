@@ -26,6 +26,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -46,7 +47,7 @@ from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
 from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
-from micro.runtime.source import SourceError, check_archive, parse_git
+from micro.runtime.source import SourceError, check_archive, file_path, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
@@ -100,6 +101,7 @@ class LocalRuntime(Runtime):
         *,
         secrets: SecretBox,
         sandbox: Sandbox,
+        file_roots: tuple[Path, ...] = (),
         replica: str = "local",
         grace: float = 10.0,
         restart_limit: int = 5,
@@ -109,6 +111,7 @@ class LocalRuntime(Runtime):
         self._auth = auth
         self._registry = registry
         self._secrets = secrets
+        self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
         self.platform = Platform(
@@ -153,6 +156,7 @@ class LocalRuntime(Runtime):
             settings.home / "server" / "runtime",
             secrets=SecretBox.from_settings(settings),
             sandbox=sandbox,
+            file_roots=settings.runtime_file_roots,
             replica=settings.replica,
         )
 
@@ -483,6 +487,26 @@ class LocalRuntime(Runtime):
 
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
+
+    def check_source(self, source: str, *, platform_admin: bool) -> None:
+        """A ``file://`` source reads the server's disk: platform admins may run any, other
+        admins only those under ``MICRO_RUNTIME_FILE_ROOTS``."""
+        where = "runtime.Runtime"
+        try:
+            git = parse_git(source)
+            path = file_path(git) if git is not None else None
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
+        if path is None or platform_admin:
+            return
+        real = Path(os.path.realpath(path))
+        if any(real.is_relative_to(os.path.realpath(root)) for root in self._file_roots):
+            return
+        raise errors.Forbidden(
+            where,
+            f"{path} is not under a folder the server lets namespaces run file:// sources "
+            "from (MICRO_RUNTIME_FILE_ROOTS): only platform admins may run it",
+        )
 
     def _check_sandbox(self, namespace: str, where: str) -> None:
         """Forbidden when this server will not run ``namespace``'s services at all."""

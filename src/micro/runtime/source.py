@@ -19,6 +19,7 @@ import shutil
 import signal
 import tarfile
 import tempfile
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "SourceError",
     "check_archive",
     "fetch_git",
+    "file_path",
     "pack",
     "parse_git",
     "service_name",
@@ -358,6 +360,19 @@ def parse_git(text: str) -> GitSource | None:
         if not ref:
             raise SourceError(f"{text!r} has an empty ref after '@'")
     return GitSource(prefix + url, ref)
+
+
+def file_path(git: GitSource) -> Path | None:
+    """The folder on this machine a ``file://`` source names (``%XX`` decoded, as git
+    does), or None for any other URL. SourceError for a ``file://`` URL with a host:
+    git would ignore it and read this machine's disk all the same."""
+    if not git.url.lower().startswith("file://"):
+        return None
+    rest = git.url[len("file://") :]
+    host, slash, path = rest.partition("/")
+    if host.lower() not in ("", "localhost") or not slash:
+        raise SourceError(f"{git.url!r}: a file:// URL names a folder of the server, no host")
+    return Path("/" + urllib.parse.unquote(path))
 
 
 def service_name(source: str) -> str:
