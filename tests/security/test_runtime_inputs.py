@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 from pathlib import Path
 
 from tests._support import git
@@ -203,3 +204,96 @@ def test_file_sources_under_the_configured_roots(tmp_path: Path) -> None:
         wait_running(tenant.micro, "probe")
     finally:
         server.stop()
+
+
+RUN = textwrap.dedent(
+    """
+    import asyncio, json, sys
+
+    import micro.client
+    from micro import errors
+    from micro.runtime.base import Service
+    from micro.runtime.client import RPCRuntime
+    from micro.runtime.source import pack
+
+
+    async def main() -> None:
+        namespace, folder, how = sys.argv[1:4]
+        env = json.loads(sys.stdin.read())
+        runtime = RPCRuntime(micro.client.default())
+        try:
+            source = await runtime.upload("probe", "latest", pack(Path(folder)), namespace=namespace)
+            service = Service(name="probe", source=source, env=env)
+            if how == "create":
+                await runtime.create(service, namespace=namespace)
+            else:
+                await runtime.update(service, namespace=namespace)
+        except errors.MicroError as exc:
+            print(json.dumps({"code": exc.code, "detail": exc.detail}))
+        else:
+            print(json.dumps({"code": 200}))
+
+
+    from pathlib import Path
+
+    asyncio.run(main())
+    """
+)
+
+
+def run_with_env(tenant: Tenant, env: dict[str, str], how: str = "create") -> dict[str, object]:
+    """``Runtime.Create`` (or ``Update``) of the probe with ``env``, as the tenant's admin:
+    what the API takes, beyond what a command line could carry."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, tenant.namespace, str(PROBE), how],
+        env=tenant.env(),
+        input=json.dumps(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+def test_an_environment_too_big_for_a_process_is_a_bad_request(tenant: Tenant) -> None:
+    big = "x" * (128 * 1024)
+    answer = run_with_env(tenant, {"BIG": big})
+    assert answer["code"] == 400, answer
+    assert "environment variable BIG is too big (128 KiB)" in str(answer["detail"])
+    assert "at most 128 KiB per variable" in str(answer["detail"])
+    answer = run_with_env(tenant, {f"V{i}": "x" * (100 * 1024) for i in range(11)})
+    assert answer["code"] == 400, answer
+    assert "the environment variables are too big (1100 KiB)" in str(answer["detail"])
+    assert run_with_env(tenant, {"NUL": "a\0b"})["code"] == 400
+    assert tenant.micro("status").stdout == ""
+
+    # an update is checked too, and leaves the running service as it was
+    assert run_with_env(tenant, {"SMALL": "1"})["code"] == 200
+    wait_running(tenant.micro, "probe")
+    answer = run_with_env(tenant, {"BIG": big}, how="update")
+    assert answer["code"] == 400, answer
+    assert tenant.probe("import os\nresult = os.environ.get('SMALL')") == "1"
+
+
+def test_a_process_that_cannot_be_started_is_an_error_with_the_reason(
+    micro_server: MicroServerProcess, tenant: Tenant
+) -> None:
+    # a smaller stack limit leaves less room for the environment than the runtime checks
+    # for (a quarter of it: 64 KiB here): exec itself fails
+    limit = subprocess.run(
+        ["prlimit", f"--pid={micro_server.process.pid}", "--stack=262144"], capture_output=True
+    )
+    assert limit.returncode == 0, limit.stderr
+    assert run_with_env(tenant, {f"V{i}": "x" * (60 * 1024) for i in range(4)})["code"] == 200
+    deadline = time.monotonic() + 60
+    while True:
+        done = tenant.micro("status", "probe", "-o", "json")
+        row = json.loads(done.stdout)
+        if row["status"] in ("error", "running"):
+            break
+        assert time.monotonic() < deadline, f"still {row['status']}"
+        time.sleep(0.2)
+    assert row["status"] == "error"
+    assert "environment is too large" in row["metadata"]["error"]
