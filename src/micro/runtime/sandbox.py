@@ -142,6 +142,16 @@ def _traversable(path: Path) -> bool:
     return bool(mode & stat.S_IXOTH)
 
 
+def _readable(path: Path) -> bool:
+    """Whether a user that is neither owner nor group member may read ``path``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    wanted = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+    return mode & wanted == wanted
+
+
 def _blocked_ancestor(path: Path) -> Path | None:
     """The first folder on the way to ``path`` that others may not enter, if any."""
     for ancestor in reversed(path.parents):
@@ -167,6 +177,9 @@ class Jail(Sandbox):
         wanted = [Path(sys.base_prefix), Path(sys.prefix), *needed]
         wanted += [Path(entry) for entry in sys.path if entry and Path(entry).is_dir()]
         wanted += [Path(os.path.realpath(path)) for path in wanted]
+        # what others could not read even once shown (the server's working folder on
+        # sys.path, say /root) is left out: shown, it would hide what lies beneath it
+        wanted = [path for path in wanted if _readable(path)]
         scratch = [Path(path) for path in _SCRATCH]
         skeletons = {_SRV}
         for path in wanted:
