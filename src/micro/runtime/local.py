@@ -26,7 +26,6 @@ import asyncio
 import builtins
 import contextlib
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -45,46 +44,30 @@ from micro.runtime.base import LogStream, Runtime, Service, check_service
 from micro.runtime.build import find_uv
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
+from micro.runtime.records import (
+    DATABASE,
+    TABLE,
+    Desired,
+    Sealer,
+    service_key,
+    status_key,
+)
 from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
-from micro.runtime.source import SourceError, check_archive, file_path, parse_git
+from micro.runtime.source import SourceError, check_archive, outside_roots, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
 
-__all__ = ["DATABASE", "TABLE", "LocalRuntime"]
+__all__ = ["DATABASE", "TABLE", "LocalRuntime"]  # where its records are: see .records
 
 log = logging.getLogger("micro.runtime")
 
-DATABASE: Final = "micro"
-TABLE: Final = "runtime"
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
 _RECONCILE: Final = 0.5
 """Seconds between two reconciliations (see the module docstring)."""
 _REPLICAS: Final = "runtime"
 """The core service whose registered nodes (``runtime-<replica>``) are the live replicas."""
-
-
-class _Desired(msgspec.Struct, omit_defaults=True):
-    """A service that should run, as kept on the store."""
-
-    service: Service
-    account: str = ""
-    secret: str = ""
-    """The service account's secret, sealed."""
-    replica: str = ""
-    """The replica that runs it."""
-    env: str = ""
-    """On the store, the service's environment variables, sealed (they are secrets:
-    ``service.env`` is kept empty there)."""
-
-
-def _key(namespace: str, name: str, version: str) -> str:
-    return f"service:{namespace}:{name}:{version}"
-
-
-def _status_key(namespace: str, name: str, version: str) -> str:
-    return f"status:{namespace}:{name}:{version}"
 
 
 class LocalRuntime(Runtime):
@@ -111,6 +94,7 @@ class LocalRuntime(Runtime):
         self._auth = auth
         self._registry = registry
         self._secrets = secrets
+        self._sealer = Sealer(secrets)
         self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
@@ -139,16 +123,7 @@ class LocalRuntime(Runtime):
         """The server's runtime: its files under ``MICRO_HOME/server/runtime``, its
         processes in the sandbox :func:`~micro.runtime.sandbox.for_server` gives."""
         uv = find_uv()
-        sandbox = for_server(
-            settings.home,
-            insecure_shared_uid=settings.insecure_shared_uid,
-            needed=[Path(uv)] if uv else [],
-        )
-        if settings.insecure_shared_uid:
-            log.warning(
-                "runtime: MICRO_INSECURE_SHARED_UID is set: every namespace's services run "
-                "as this server's user, unconfined, and can read its keys"
-            )
+        sandbox = for_server(settings, needed=[Path(uv)] if uv else [])
         return cls(
             store,
             auth,
@@ -191,7 +166,7 @@ class LocalRuntime(Runtime):
             if sup is not None:
                 await self._remove(sup, keep_source=True, forget=False)
             account, secret = await self._account(service, namespace)
-            desired = _Desired(
+            desired = Desired(
                 service=Service(
                     name=service.name,
                     version=service.version,
@@ -234,7 +209,7 @@ class LocalRuntime(Runtime):
             if current is not None:
                 await self._remove(current, keep_source=True, forget=False)
             # updated through this replica, it runs here (its old replica stops its copy)
-            desired = _Desired(
+            desired = Desired(
                 service=merged, account=record.account, secret=record.secret, replica=self.replica
             )
             await self._save(namespace, desired)
@@ -343,7 +318,7 @@ class LocalRuntime(Runtime):
     async def _reconcile(self) -> None:
         records = await self._all_records()
         live = await self._live()
-        mine: dict[Key, _Desired] = {}
+        mine: dict[Key, Desired] = {}
         for namespace, desired in records:
             svc = desired.service
             key = (namespace, svc.name, svc.version)
@@ -390,13 +365,8 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            status = Status(
-                msgspec.structs.replace(described, env={}),
-                self.replica,
-                self.platform.proxy,
-                env=self._seal_env(described.env),
-            )
-            record = Record(_status_key(*key), msgspec.json.encode(status))
+            value = self._sealer.encode_status(described, self.replica, self.platform.proxy)
+            record = Record(status_key(*key), value)
             await self._store.write(record, database=DATABASE, table=TABLE)
             self._published[key] = described
 
@@ -462,17 +432,16 @@ class LocalRuntime(Runtime):
         return shown
 
     async def _status(self, namespace: str, svc: Service) -> Status | None:
-        key = _status_key(namespace, svc.name, svc.version)
+        key = status_key(namespace, svc.name, svc.version)
         try:
             [record] = await self._store.read(key, database=DATABASE, table=TABLE)
         except errors.NotFound:
             return None
-        status = msgspec.json.decode(record.value, type=Status)
         try:
-            status.service.env = self._open_env(status.env) or status.service.env
-        except (SecretError, msgspec.DecodeError) as exc:
-            log.error("runtime: cannot open the environment in %s: %s", key, exc)
-        return status
+            return self._sealer.decode_status(record.value)
+        except (msgspec.DecodeError, SecretError) as exc:
+            log.error("runtime: cannot read %s: %s", key, exc)
+            return None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -493,20 +462,15 @@ class LocalRuntime(Runtime):
         admins only those under ``MICRO_RUNTIME_FILE_ROOTS``."""
         where = "runtime.Runtime"
         try:
-            git = parse_git(source)
-            path = file_path(git) if git is not None else None
+            path = None if platform_admin else outside_roots(source, self._file_roots)
         except SourceError as exc:
             raise errors.BadRequest(where, str(exc)) from None
-        if path is None or platform_admin:
-            return
-        real = Path(os.path.realpath(path))
-        if any(real.is_relative_to(os.path.realpath(root)) for root in self._file_roots):
-            return
-        raise errors.Forbidden(
-            where,
-            f"{path} is not under a folder the server lets namespaces run file:// sources "
-            "from (MICRO_RUNTIME_FILE_ROOTS): only platform admins may run it",
-        )
+        if path is not None:
+            raise errors.Forbidden(
+                where,
+                f"{path} is not under a folder the server lets namespaces run file:// sources "
+                "from (MICRO_RUNTIME_FILE_ROOTS): only platform admins may run it",
+            )
 
     def _check_sandbox(self, namespace: str, where: str) -> None:
         """Forbidden when this server will not run ``namespace``'s services at all."""
@@ -534,7 +498,7 @@ class LocalRuntime(Runtime):
                 where, f"unknown source {source!r}: upload a folder, or give a git URL"
             )
 
-    async def _start(self, namespace: str, desired: _Desired) -> Supervisor:
+    async def _start(self, namespace: str, desired: Desired) -> Supervisor:
         """Supervise ``desired`` here, its upload fetched from the store first when this
         replica has no copy (it was uploaded through another)."""
         svc = desired.service
@@ -570,7 +534,7 @@ class LocalRuntime(Runtime):
 
     async def _forget(self, namespace: str, svc: Service, *, keep_source: bool = False) -> None:
         """Drop what the store keeps of a service: its record, status, account, upload."""
-        for key in (_key, _status_key):
+        for key in (service_key, status_key):
             await self._store.delete(
                 key(namespace, svc.name, svc.version), database=DATABASE, table=TABLE
             )
@@ -614,54 +578,34 @@ class LocalRuntime(Runtime):
                 await self._auth.delete_account(account_id, namespace=namespace)
         raise errors.Conflict("runtime.Runtime.Create", f"account {account_id} is taken")
 
-    def _seal_env(self, env: dict[str, str]) -> str:
-        return self._secrets.seal(msgspec.json.encode(env)) if env else ""
-
-    def _open_env(self, sealed: str) -> dict[str, str]:
-        if not sealed:
-            return {}
-        return msgspec.json.decode(self._secrets.open(sealed), type=dict[str, str])
-
-    async def _save(self, namespace: str, desired: _Desired) -> None:
+    async def _save(self, namespace: str, desired: Desired) -> None:
         svc = desired.service
-        kept = msgspec.structs.replace(
-            desired,
-            service=msgspec.structs.replace(svc, env={}),
-            env=self._seal_env(svc.env),
-        )
         await self._store.write(
-            Record(_key(namespace, svc.name, svc.version), msgspec.json.encode(kept)),
+            Record(
+                service_key(namespace, svc.name, svc.version), self._sealer.encode_desired(desired)
+            ),
             database=DATABASE,
             table=TABLE,
         )
 
-    def _decode(self, value: bytes) -> _Desired:
-        """A record as kept (:meth:`_save`), its environment opened (a record written
-        before they were sealed has it in the clear)."""
-        desired = msgspec.json.decode(value, type=_Desired)
-        if desired.env:
-            desired.service.env = self._open_env(desired.env)
-            desired.env = ""
-        return desired
-
-    async def _load(self, namespace: str, name: str, version: str) -> _Desired:
+    async def _load(self, namespace: str, name: str, version: str) -> Desired:
         [record] = await self._store.read(
-            _key(namespace, name, version), database=DATABASE, table=TABLE
+            service_key(namespace, name, version), database=DATABASE, table=TABLE
         )
-        return self._decode(record.value)
+        return self._sealer.decode_desired(record.value)
 
-    async def _records(self, namespace: str) -> list[_Desired]:
+    async def _records(self, namespace: str) -> list[Desired]:
         """The services that should run in ``namespace``."""
         return [d for ns, d in await self._all_records() if ns == namespace]
 
-    async def _all_records(self) -> list[tuple[str, _Desired]]:
+    async def _all_records(self) -> list[tuple[str, Desired]]:
         """Every service that should run, with its namespace; a record that cannot be
         read is logged and skipped, so it never keeps the others down."""
         found = []
         records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
         for record in records:
             try:
-                desired = self._decode(record.value)
+                desired = self._sealer.decode_desired(record.value)
             except (msgspec.DecodeError, SecretError) as exc:
                 log.error("runtime: cannot read %s: %s", record.key, exc)
                 continue

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import stat
 import sys
@@ -34,8 +35,11 @@ from pathlib import Path
 from typing import Final
 
 from micro.runtime.users import Identity, UserError, ensure_user
+from micro.settings import Settings
 
 __all__ = ["LAUNCHER", "Jail", "Place", "Sandbox", "SandboxError", "Shared", "for_server"]
+
+log = logging.getLogger("micro.runtime")
 
 OWN_NAMESPACE: Final = "micro"
 _OUTPUT_LIMIT: Final = 1024 * 1024
@@ -272,8 +276,13 @@ def _chown(path: Path, uid: int, gid: int, tree: bool) -> None:
             os.lchown(os.path.join(folder, name), uid, gid)
 
 
-def for_server(home: Path, *, insecure_shared_uid: bool, needed: list[Path]) -> Sandbox:
-    """The sandbox of a server whose ``MICRO_HOME`` is ``home`` (see the module docstring)."""
-    if insecure_shared_uid or os.geteuid() != 0:
-        return Shared(insecure=insecure_shared_uid)
-    return Jail([home], needed)
+def for_server(settings: Settings, *, needed: list[Path]) -> Sandbox:
+    """The sandbox of the server ``settings`` describe (see the module docstring)."""
+    if settings.insecure_shared_uid:
+        log.warning(
+            "runtime: MICRO_INSECURE_SHARED_UID is set: every namespace's services run as "
+            "this server's user, unconfined, and can read its keys"
+        )
+    if settings.insecure_shared_uid or os.geteuid() != 0:
+        return Shared(insecure=settings.insecure_shared_uid)
+    return Jail([settings.home], needed)

@@ -35,6 +35,7 @@ __all__ = [
     "check_archive",
     "fetch_git",
     "file_path",
+    "outside_roots",
     "pack",
     "parse_git",
     "service_name",
@@ -373,6 +374,20 @@ def file_path(git: GitSource) -> Path | None:
     if host.lower() not in ("", "localhost") or not slash:
         raise SourceError(f"{git.url!r}: a file:// URL names a folder of the server, no host")
     return Path("/" + urllib.parse.unquote(path))
+
+
+def outside_roots(source: str, roots: tuple[Path, ...]) -> Path | None:
+    """The folder a ``file://`` source names when its real path (links and ``..``
+    resolved) is under none of ``roots``; None for one that is, or another source.
+    SourceError for a malformed ``file://`` URL (see :func:`file_path`)."""
+    git = parse_git(source)
+    path = file_path(git) if git is not None else None
+    if path is None:
+        return None
+    real = Path(os.path.realpath(path))
+    if any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+        return None
+    return path
 
 
 def service_name(source: str) -> str:
