@@ -35,49 +35,39 @@ import msgspec
 
 from micro import errors
 from micro.auth.base import SERVICE_SCOPE, Auth
+from micro.config.base import SecretError
 from micro.config.secrets import SecretBox
 from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime import archives
 from micro.runtime.base import LogStream, Runtime, Service, check_service
+from micro.runtime.build import find_uv
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
+from micro.runtime.records import (
+    DATABASE,
+    TABLE,
+    Desired,
+    Sealer,
+    service_key,
+    status_key,
+)
 from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
-from micro.runtime.source import SourceError, parse_git
+from micro.runtime.sandbox import Sandbox, SandboxError, for_server
+from micro.runtime.source import SourceError, check_archive, outside_roots, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
 from micro.store.base import Record, Store
 
-__all__ = ["DATABASE", "TABLE", "LocalRuntime"]
+__all__ = ["DATABASE", "TABLE", "LocalRuntime"]  # where its records are: see .records
 
 log = logging.getLogger("micro.runtime")
 
-DATABASE: Final = "micro"
-TABLE: Final = "runtime"
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
 _RECONCILE: Final = 0.5
 """Seconds between two reconciliations (see the module docstring)."""
 _REPLICAS: Final = "runtime"
 """The core service whose registered nodes (``runtime-<replica>``) are the live replicas."""
-
-
-class _Desired(msgspec.Struct, omit_defaults=True):
-    """A service that should run, as kept on the store."""
-
-    service: Service
-    account: str = ""
-    secret: str = ""
-    """The service account's secret, sealed."""
-    replica: str = ""
-    """The replica that runs it."""
-
-
-def _key(namespace: str, name: str, version: str) -> str:
-    return f"service:{namespace}:{name}:{version}"
-
-
-def _status_key(namespace: str, name: str, version: str) -> str:
-    return f"status:{namespace}:{name}:{version}"
 
 
 class LocalRuntime(Runtime):
@@ -93,6 +83,8 @@ class LocalRuntime(Runtime):
         folder: Path,
         *,
         secrets: SecretBox,
+        sandbox: Sandbox,
+        file_roots: tuple[Path, ...] = (),
         replica: str = "local",
         grace: float = 10.0,
         restart_limit: int = 5,
@@ -102,12 +94,15 @@ class LocalRuntime(Runtime):
         self._auth = auth
         self._registry = registry
         self._secrets = secrets
+        self._sealer = Sealer(secrets)
+        self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
         self.platform = Platform(
             layout=self._layout,
             registry=registry,
             builds=asyncio.Semaphore(builds),
+            sandbox=sandbox,
             replica=replica,
             grace=grace,
             restart_limit=restart_limit,
@@ -125,13 +120,18 @@ class LocalRuntime(Runtime):
     def build(
         cls, settings: Settings, store: Store, auth: Auth, registry: Registry
     ) -> LocalRuntime:
-        """The server's runtime: its files under ``MICRO_HOME/server/runtime``."""
+        """The server's runtime: its files under ``MICRO_HOME/server/runtime``, its
+        processes in the sandbox :func:`~micro.runtime.sandbox.for_server` gives."""
+        uv = find_uv()
+        sandbox = for_server(settings, needed=[Path(uv)] if uv else [])
         return cls(
             store,
             auth,
             registry,
             settings.home / "server" / "runtime",
             secrets=SecretBox.from_settings(settings),
+            sandbox=sandbox,
+            file_roots=settings.runtime_file_roots,
             replica=settings.replica,
         )
 
@@ -166,7 +166,7 @@ class LocalRuntime(Runtime):
             if sup is not None:
                 await self._remove(sup, keep_source=True, forget=False)
             account, secret = await self._account(service, namespace)
-            desired = _Desired(
+            desired = Desired(
                 service=Service(
                     name=service.name,
                     version=service.version,
@@ -209,7 +209,7 @@ class LocalRuntime(Runtime):
             if current is not None:
                 await self._remove(current, keep_source=True, forget=False)
             # updated through this replica, it runs here (its old replica stops its copy)
-            desired = _Desired(
+            desired = Desired(
                 service=merged, account=record.account, secret=record.secret, replica=self.replica
             )
             await self._save(namespace, desired)
@@ -265,10 +265,14 @@ class LocalRuntime(Runtime):
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
         check_service(Service(name=name, version=version))
+        where = "runtime.Source.Upload"
+        self._check_sandbox(namespace, where)
         if len(data) > _MAX_UPLOAD:
-            raise errors.BadRequest(
-                "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
-            )
+            raise errors.BadRequest(where, f"the source is larger than {_MAX_UPLOAD >> 20} MiB")
+        try:  # a hostile or huge archive is refused now, not at its first start
+            await asyncio.to_thread(check_archive, data)
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
         await archives.save(self._store, namespace, name, version, data)
         path = self._layout.archive(namespace, name, version)
         await asyncio.to_thread(_write_atomic, path, data)
@@ -314,7 +318,7 @@ class LocalRuntime(Runtime):
     async def _reconcile(self) -> None:
         records = await self._all_records()
         live = await self._live()
-        mine: dict[Key, _Desired] = {}
+        mine: dict[Key, Desired] = {}
         for namespace, desired in records:
             svc = desired.service
             key = (namespace, svc.name, svc.version)
@@ -361,8 +365,8 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            status = Status(described, self.replica, self.platform.proxy)
-            record = Record(_status_key(*key), msgspec.json.encode(status))
+            value = self._sealer.encode_status(described, self.replica, self.platform.proxy)
+            record = Record(status_key(*key), value)
             await self._store.write(record, database=DATABASE, table=TABLE)
             self._published[key] = described
 
@@ -428,12 +432,16 @@ class LocalRuntime(Runtime):
         return shown
 
     async def _status(self, namespace: str, svc: Service) -> Status | None:
-        key = _status_key(namespace, svc.name, svc.version)
+        key = status_key(namespace, svc.name, svc.version)
         try:
             [record] = await self._store.read(key, database=DATABASE, table=TABLE)
         except errors.NotFound:
             return None
-        return msgspec.json.decode(record.value, type=Status)
+        try:
+            return self._sealer.decode_status(record.value)
+        except (msgspec.DecodeError, SecretError) as exc:
+            log.error("runtime: cannot read %s: %s", key, exc)
+            return None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -449,8 +457,31 @@ class LocalRuntime(Runtime):
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
 
+    def check_source(self, source: str, *, platform_admin: bool) -> None:
+        """A ``file://`` source reads the server's disk: platform admins may run any, other
+        admins only those under ``MICRO_RUNTIME_FILE_ROOTS``."""
+        where = "runtime.Runtime"
+        try:
+            path = None if platform_admin else outside_roots(source, self._file_roots)
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
+        if path is not None:
+            raise errors.Forbidden(
+                where,
+                f"{path} is not under a folder the server lets namespaces run file:// sources "
+                "from (MICRO_RUNTIME_FILE_ROOTS): only platform admins may run it",
+            )
+
+    def _check_sandbox(self, namespace: str, where: str) -> None:
+        """Forbidden when this server will not run ``namespace``'s services at all."""
+        try:
+            self.platform.sandbox.check(namespace)
+        except SandboxError as exc:
+            raise errors.Forbidden(where, str(exc)) from None
+
     async def _check_source(self, service: Service, namespace: str) -> None:
         where = "runtime.Runtime"
+        self._check_sandbox(namespace, where)
         source = service.source
         if source.startswith("source://"):
             if source != f"source://{service.name}:{service.version}":
@@ -467,7 +498,7 @@ class LocalRuntime(Runtime):
                 where, f"unknown source {source!r}: upload a folder, or give a git URL"
             )
 
-    async def _start(self, namespace: str, desired: _Desired) -> Supervisor:
+    async def _start(self, namespace: str, desired: Desired) -> Supervisor:
         """Supervise ``desired`` here, its upload fetched from the store first when this
         replica has no copy (it was uploaded through another)."""
         svc = desired.service
@@ -503,7 +534,7 @@ class LocalRuntime(Runtime):
 
     async def _forget(self, namespace: str, svc: Service, *, keep_source: bool = False) -> None:
         """Drop what the store keeps of a service: its record, status, account, upload."""
-        for key in (_key, _status_key):
+        for key in (service_key, status_key):
             await self._store.delete(
                 key(namespace, svc.name, svc.version), database=DATABASE, table=TABLE
             )
@@ -547,33 +578,35 @@ class LocalRuntime(Runtime):
                 await self._auth.delete_account(account_id, namespace=namespace)
         raise errors.Conflict("runtime.Runtime.Create", f"account {account_id} is taken")
 
-    async def _save(self, namespace: str, desired: _Desired) -> None:
+    async def _save(self, namespace: str, desired: Desired) -> None:
         svc = desired.service
         await self._store.write(
-            Record(_key(namespace, svc.name, svc.version), msgspec.json.encode(desired)),
+            Record(
+                service_key(namespace, svc.name, svc.version), self._sealer.encode_desired(desired)
+            ),
             database=DATABASE,
             table=TABLE,
         )
 
-    async def _load(self, namespace: str, name: str, version: str) -> _Desired:
+    async def _load(self, namespace: str, name: str, version: str) -> Desired:
         [record] = await self._store.read(
-            _key(namespace, name, version), database=DATABASE, table=TABLE
+            service_key(namespace, name, version), database=DATABASE, table=TABLE
         )
-        return msgspec.json.decode(record.value, type=_Desired)
+        return self._sealer.decode_desired(record.value)
 
-    async def _records(self, namespace: str) -> list[_Desired]:
+    async def _records(self, namespace: str) -> list[Desired]:
         """The services that should run in ``namespace``."""
         return [d for ns, d in await self._all_records() if ns == namespace]
 
-    async def _all_records(self) -> list[tuple[str, _Desired]]:
+    async def _all_records(self) -> list[tuple[str, Desired]]:
         """Every service that should run, with its namespace; a record that cannot be
         read is logged and skipped, so it never keeps the others down."""
         found = []
         records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
         for record in records:
             try:
-                desired = msgspec.json.decode(record.value, type=_Desired)
-            except msgspec.DecodeError as exc:
+                desired = self._sealer.decode_desired(record.value)
+            except (msgspec.DecodeError, SecretError) as exc:
                 log.error("runtime: cannot read %s: %s", record.key, exc)
                 continue
             found.append((record.key.split(":", 2)[1], desired))
