@@ -35,7 +35,6 @@ import msgspec
 
 from micro import errors
 from micro.auth.base import SERVICE_SCOPE, Auth
-from micro.config.base import SecretError
 from micro.config.secrets import SecretBox
 from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
@@ -44,20 +43,13 @@ from micro.runtime.base import LogStream, Runtime, Service, check_service
 from micro.runtime.build import find_uv
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
-from micro.runtime.records import (
-    DATABASE,
-    TABLE,
-    Desired,
-    Sealer,
-    service_key,
-    status_key,
-)
-from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
+from micro.runtime.records import DATABASE, TABLE, Desired, RecordBook
+from micro.runtime.replicas import Key, adopter, reachable, with_replica
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
 from micro.runtime.source import SourceError, check_archive, outside_roots, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
-from micro.store.base import Record, Store
+from micro.store.base import Store
 
 __all__ = ["DATABASE", "TABLE", "LocalRuntime"]  # where its records are: see .records
 
@@ -94,7 +86,7 @@ class LocalRuntime(Runtime):
         self._auth = auth
         self._registry = registry
         self._secrets = secrets
-        self._sealer = Sealer(secrets)
+        self._records = RecordBook(store, secrets)
         self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
@@ -179,7 +171,7 @@ class LocalRuntime(Runtime):
                 secret=self._secrets.seal(secret.encode()),
                 replica=self.replica,
             )
-            await self._save(namespace, desired)
+            await self._records.save(namespace, desired)
             return (await self._start(namespace, desired)).describe()
 
     async def read(
@@ -191,7 +183,7 @@ class LocalRuntime(Runtime):
     async def update(self, service: Service, *, namespace: str = "micro") -> Service:
         async with self._lock:
             try:
-                record = await self._load(namespace, service.name, service.version)
+                record = await self._records.load(namespace, service.name, service.version)
             except errors.NotFound:
                 raise errors.NotFound("runtime.Runtime.Update", "Service not found") from None
             old = record.service
@@ -212,14 +204,14 @@ class LocalRuntime(Runtime):
             desired = Desired(
                 service=merged, account=record.account, secret=record.secret, replica=self.replica
             )
-            await self._save(namespace, desired)
+            await self._records.save(namespace, desired)
             return (await self._start(namespace, desired)).describe()
 
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
         async with self._lock:
             found = [
                 d
-                for d in await self._records(namespace)
+                for d in await self._records.in_namespace(namespace)
                 if d.service.name == name and (not version or d.service.version == version)
             ]
             if not name or not found:
@@ -316,7 +308,7 @@ class LocalRuntime(Runtime):
             self._failing = False
 
     async def _reconcile(self) -> None:
-        records = await self._all_records()
+        records = await self._records.all()
         live = await self._live()
         mine: dict[Key, Desired] = {}
         for namespace, desired in records:
@@ -327,7 +319,7 @@ class LocalRuntime(Runtime):
                 if owner in live or adopter(live, key) != self.replica:
                     continue
                 desired.replica = self.replica
-                await self._save(namespace, desired)
+                await self._records.save(namespace, desired)
                 log.info(
                     "runtime: adopting %s (%s) of namespace %s from replica %s",
                     svc.name,
@@ -365,9 +357,7 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            value = self._sealer.encode_status(described, self.replica, self.platform.proxy)
-            record = Record(status_key(*key), value)
-            await self._store.write(record, database=DATABASE, table=TABLE)
+            await self._records.publish(key[0], described, self.replica, self.platform.proxy)
             self._published[key] = described
 
     async def _drop_nodes(self, namespace: str, svc: Service, replica: str) -> None:
@@ -395,7 +385,7 @@ class LocalRuntime(Runtime):
         shown = []
         records = [
             d
-            for d in await self._records(namespace)
+            for d in await self._records.in_namespace(namespace)
             if (not name or d.service.name == name)
             and (not version or d.service.version == version)
         ]
@@ -409,7 +399,7 @@ class LocalRuntime(Runtime):
                 continue
             if live is None:
                 live = await self._live()
-            status = await self._status(namespace, svc)
+            status = await self._records.status(namespace, svc)
             if status is not None and status.replica != desired.replica:
                 status = None  # its previous replica's word: the new one has not spoken yet
             alive = desired.replica in live
@@ -430,18 +420,6 @@ class LocalRuntime(Runtime):
             waiting.metadata["progress"] = note
             shown.append(waiting)
         return shown
-
-    async def _status(self, namespace: str, svc: Service) -> Status | None:
-        key = status_key(namespace, svc.name, svc.version)
-        try:
-            [record] = await self._store.read(key, database=DATABASE, table=TABLE)
-        except errors.NotFound:
-            return None
-        try:
-            return self._sealer.decode_status(record.value)
-        except (msgspec.DecodeError, SecretError) as exc:
-            log.error("runtime: cannot read %s: %s", key, exc)
-            return None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -534,10 +512,7 @@ class LocalRuntime(Runtime):
 
     async def _forget(self, namespace: str, svc: Service, *, keep_source: bool = False) -> None:
         """Drop what the store keeps of a service: its record, status, account, upload."""
-        for key in (service_key, status_key):
-            await self._store.delete(
-                key(namespace, svc.name, svc.version), database=DATABASE, table=TABLE
-            )
+        await self._records.forget(namespace, svc)
         with contextlib.suppress(errors.NotFound):
             await self._auth.delete_account(_account_id(svc), namespace=namespace)
         if not keep_source:
@@ -577,40 +552,6 @@ class LocalRuntime(Runtime):
             except errors.Conflict:
                 await self._auth.delete_account(account_id, namespace=namespace)
         raise errors.Conflict("runtime.Runtime.Create", f"account {account_id} is taken")
-
-    async def _save(self, namespace: str, desired: Desired) -> None:
-        svc = desired.service
-        await self._store.write(
-            Record(
-                service_key(namespace, svc.name, svc.version), self._sealer.encode_desired(desired)
-            ),
-            database=DATABASE,
-            table=TABLE,
-        )
-
-    async def _load(self, namespace: str, name: str, version: str) -> Desired:
-        [record] = await self._store.read(
-            service_key(namespace, name, version), database=DATABASE, table=TABLE
-        )
-        return self._sealer.decode_desired(record.value)
-
-    async def _records(self, namespace: str) -> list[Desired]:
-        """The services that should run in ``namespace``."""
-        return [d for ns, d in await self._all_records() if ns == namespace]
-
-    async def _all_records(self) -> list[tuple[str, Desired]]:
-        """Every service that should run, with its namespace; a record that cannot be
-        read is logged and skipped, so it never keeps the others down."""
-        found = []
-        records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
-        for record in records:
-            try:
-                desired = self._sealer.decode_desired(record.value)
-            except (msgspec.DecodeError, SecretError) as exc:
-                log.error("runtime: cannot read %s: %s", record.key, exc)
-                continue
-            found.append((record.key.split(":", 2)[1], desired))
-        return found
 
 
 def _account_id(service: Service) -> str:

@@ -410,7 +410,8 @@ _SHA: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1, or SHA-256 
 
 
 def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
+    # The server's own settings (its keys among them) are none of git's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
     env["GIT_TERMINAL_PROMPT"] = "0"  # a private repository fails instead of waiting for a password
     env["LC_ALL"] = "C"  # git's messages in English, which is what we recognise
     if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
