@@ -11,11 +11,14 @@ Targets (issue "Runtime and micro new"):
   of the server and of all services together.
 * ``micro logs -f`` shows a new line within 0.5 s. Side by side: ``tail -F`` of the very
   log file the runtime writes.
+* The sandbox's cost (as root): starting ``python -c pass`` through the launcher, as a
+  namespace's user in a mount namespace of its own, vs starting it directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import select
@@ -184,6 +187,33 @@ def logs_latency(env: dict[str, str], home: str, runs: int) -> dict[str, list[fl
     return {"micro_logs_f_s": ours, "tail_F_s": raw}
 
 
+async def _launches(runs: int) -> dict[str, list[float]]:
+    from micro.runtime.sandbox import Jail, Place, Shared
+
+    folder = Path(tempfile.mkdtemp(prefix="micro-bench-jail-"))
+    place = Place(app=folder, home=folder, venv=folder)
+    argv = [sys.executable, "-c", "pass"]
+    env = {"PATH": os.defpath}
+    jail, shared = Jail([folder / "hidden"]), Shared(insecure=True)
+    await jail.hand_over("bench", folder)  # makes the user, once
+    times: dict[str, list[float]] = {"direct_ms": [], "jail_ms": []}
+    for _ in range(runs):  # interleaved, so machine noise hits both alike
+        for key, sandbox in (("direct_ms", shared), ("jail_ms", jail)):
+            t0 = time.perf_counter()
+            proc = await sandbox.spawn("bench", place, argv, env)
+            await proc.communicate()
+            assert proc.returncode == 0, key
+            times[key].append(1000 * (time.perf_counter() - t0))
+    return times
+
+
+def launch_overhead(runs: int) -> dict[str, float]:
+    """Medians of starting ``python -c pass`` to its exit, directly and through the jail."""
+    times = asyncio.run(_launches(runs))
+    direct, jail = statistics.median(times["direct_ms"]), statistics.median(times["jail_ms"])
+    return {"direct_ms": direct, "jail_ms": jail, "overhead_ms": jail - direct}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -199,6 +229,7 @@ def main() -> None:
             ours_runs.append(micro_run(env))
         many = many_services(env, server.pid, args.services)
         logs = logs_latency(env, home, args.runs)
+        launches = launch_overhead(4 * args.runs) if os.geteuid() == 0 else {}
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -227,6 +258,11 @@ def main() -> None:
     logs_rows[0]["goal_s"] = 0.5
     logs_rows[0]["ok"] = "yes" if statistics.median(logs["micro_logs_f_s"]) <= 0.5 else "NO"
     print_table("a printed line reaches the reader (call included)", logs_rows)
+    if launches:
+        print_table(
+            f"python -c pass started to exit, medians of {4 * args.runs} (as root)",
+            [{"measure": k, "value": round(v, 1)} for k, v in launches.items()],
+        )
     write_results(
         "runtime",
         {
@@ -236,6 +272,7 @@ def main() -> None:
             "raw_start_median_s": raw_med,
             "many_services": many,
             "logs": logs,
+            "launch": launches,
         },
     )
 

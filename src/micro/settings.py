@@ -58,6 +58,24 @@ def _read_budget(environ: Mapping[str, str]) -> int:
     return budget
 
 
+def _flag(environ: Mapping[str, str], key: str) -> bool:
+    raw = environ.get(key, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{key}={raw!r}: use 1 or 0 (true/false, yes/no, on/off)")
+
+
+def _folders(environ: Mapping[str, str], key: str) -> tuple[Path, ...]:
+    """Comma-separated absolute folders."""
+    found = tuple(Path(p.strip()) for p in environ.get(key, "").split(",") if p.strip())
+    for path in found:
+        if not path.is_absolute():
+            raise ValueError(f"{key}: {str(path)!r} is not an absolute path")
+    return found
+
+
 def _pid(environ: Mapping[str, str], key: str) -> int | None:
     raw = environ.get(key, "").strip()
     if not raw:
@@ -179,6 +197,13 @@ class Settings:
     login asks for."""
     registry_max_services: int = 1000
     """``MICRO_REGISTRY_MAX_SERVICES``: how many services one namespace may register."""
+    insecure_shared_uid: bool = False
+    """``MICRO_INSECURE_SHARED_UID``: run every namespace's services as the server's own
+    user, unconfined. Without it a server not run as root runs namespace ``micro``'s only
+    (see :mod:`micro.runtime.sandbox`)."""
+    runtime_file_roots: tuple[Path, ...] = ()
+    """``MICRO_RUNTIME_FILE_ROOTS``: comma-separated folders from which any namespace's
+    admins may run ``file://`` git sources; elsewhere only platform admins may."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -253,4 +278,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         auth_secret=get("MICRO_AUTH_SECRET"),
         auth_token_ttl=_float(env, "MICRO_AUTH_TOKEN_TTL", 900.0),
         registry_max_services=int(_float(env, "MICRO_REGISTRY_MAX_SERVICES", 1000)),
+        insecure_shared_uid=_flag(env, "MICRO_INSECURE_SHARED_UID"),
+        runtime_file_roots=_folders(env, "MICRO_RUNTIME_FILE_ROOTS"),
     )

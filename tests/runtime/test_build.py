@@ -18,16 +18,8 @@ import pytest
 from tests._support import write
 
 from micro.runtime import build as build_module
-from micro.runtime.build import (
-    READY,
-    Build,
-    BuildError,
-    Entrypoint,
-    build_key,
-    ensure_venv,
-    find_entrypoint,
-    requirements,
-)
+from micro.runtime.build import READY, Build, BuildError, build_key, ensure_venv, requirements
+from micro.runtime.entrypoint import Entrypoint, find_entrypoint
 
 
 def run(
@@ -339,7 +331,7 @@ async def test_venv_installs_a_requirement(tmp_path: Path) -> None:
 async def test_venv_with_pip_when_there_is_no_uv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(build_module, "_find_uv", lambda: None)
+    monkeypatch.setattr(build_module, "find_uv", lambda: None)
     wheel = make_wheel(tmp_path, version="2.0")
     source = tmp_path / "hello"
     write(source / "requirements.txt", f"tinypkg @ {wheel.as_uri()}\n")

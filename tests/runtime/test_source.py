@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from tests._support import git, write
 
+from micro.runtime import source as source_module
 from micro.runtime.source import (
     GitSource,
     SourceError,
+    check_archive,
     fetch_git,
     pack,
     parse_git,
@@ -374,3 +376,33 @@ async def test_fetch_git_times_out(repo: Repo, tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"^git timed out after 0s$"):
         await fetch_git(GitSource(repo.url), dest, timeout=0)
     assert list(dest.parent.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def test_unpack_refuses_an_archive_over_the_limits_before_writing(
+    service: Path, tmp_path: Path
+) -> None:
+    data = pack(service)
+    dest = tmp_path / "out" / "svc"
+    with pytest.raises(SourceError, match=r"the source unpacks to more than 10 bytes"):
+        unpack(data, dest, max_bytes=10)
+    with pytest.raises(SourceError, match=r"the source holds more than 1 files and folders"):
+        check_archive(data, max_files=1)
+    assert list(dest.parent.iterdir()) == []
+    check_archive(data)  # within the default limits
+    unpack(data, dest)
+    assert (dest / "main.py").is_file()
+
+
+def test_pack_refuses_what_the_server_would_not_unpack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "svc" / "main.py", "x" * 100)
+    monkeypatch.setattr(source_module, "MAX_UNPACKED", 50)
+    with pytest.raises(SourceError, match=r"holds more than 50 bytes of files"):
+        pack(tmp_path / "svc")
+    monkeypatch.setattr(source_module, "MAX_FILES", 0)
+    with pytest.raises(SourceError, match=r"holds more than 0 files and folders"):
+        pack(tmp_path / "svc")

@@ -21,6 +21,10 @@ from micro.testing import MicroServerProcess
 PROBE = Path(__file__).resolve().parent / "probe"
 """The attacker's service: runs whatever Python its caller sends (``Probe.Run``)."""
 
+MADE: list[str] = []
+"""The namespaces made in this session: a root server made a system user for each one
+that ran something (``conftest.py`` removes them at the end)."""
+
 
 @dataclass
 class Tenant:
@@ -98,6 +102,7 @@ def wait_running(micro: Any, name: str, *, timeout: float = 120.0) -> None:
 def make_tenant(server: MicroServerProcess, tmp_path: Path) -> Tenant:
     """Create a namespace (as the platform admin), its admin account, and log its CLI in."""
     namespace = f"tenant{secrets.token_hex(3)}"
+    MADE.append(namespace)
     password = secrets.token_urlsafe(12)
     made = server.micro(
         "auth", "create", "account", "tadmin",

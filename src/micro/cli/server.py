@@ -72,6 +72,21 @@ _WEB_ORIGIN = (
 )
 @click.option("--web_origin", envvar="MICRO_WEB_ORIGIN", help=_WEB_ORIGIN)
 @click.option(
+    "--insecure_shared_uid",
+    envvar="MICRO_INSECURE_SHARED_UID",
+    is_flag=True,
+    default=False,
+    help="Run every namespace's services as the server's own user, unconfined. Without it, "
+    "a server run as root gives each namespace a user and sandbox of its own, and one not "
+    "run as root runs namespace micro's services only: theirs could read its keys.",
+)
+@click.option(
+    "--runtime_file_roots",
+    envvar="MICRO_RUNTIME_FILE_ROOTS",
+    help="Comma-separated folders from which any namespace's admins may micro run file:// "
+    "git sources; elsewhere only platform admins may.",
+)
+@click.option(
     "--api_cors_origins",
     envvar="MICRO_API_CORS_ORIGINS",
     help="Origins the gateway allows CORS from, comma-separated, or * (never with credentials)."
@@ -144,6 +159,8 @@ def server(
     auth_token_ttl: int | None,
     registry_max_services: int | None,
     web_origin: str | None,
+    insecure_shared_uid: bool,
+    runtime_file_roots: str | None,
     **limits: str | float | None,
 ) -> None:
     """Run the micro server: every block and the proxy in one process, until SIGINT/SIGTERM.
@@ -172,10 +189,13 @@ def server(
         ("MICRO_AUTH_TOKEN_TTL", auth_token_ttl),
         ("MICRO_REGISTRY_MAX_SERVICES", registry_max_services),
         ("MICRO_WEB_ORIGIN", web_origin),
+        ("MICRO_INSECURE_SHARED_UID", "1" if insecure_shared_uid else None),
+        ("MICRO_RUNTIME_FILE_ROOTS", runtime_file_roots),
         *((f"MICRO_{name.upper()}", value) for name, value in limits.items()),
     ):
         if value:
             os.environ[key] = str(value)
+    os.umask(0o077)  # what the server writes (keys, databases, logs) is its own
     settings = load()
     configure(settings.log_level, settings.log_format)
     run(lambda: run_server(settings))

@@ -118,6 +118,9 @@ class Runtime(ABC):
         """Keep an archive of a service's folder (made by :func:`micro.runtime.source.pack`)
         and return its source id, ``source://<name>:<version>``."""
 
+    def check_source(self, source: str, *, platform_admin: bool) -> None:  # noqa: B027 - optional hook
+        """Refuse (Forbidden) a source the caller may not run; every source by default."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds."""
 
@@ -125,9 +128,21 @@ class Runtime(ABC):
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}")
 _MAX_INSTANCES: Final = 64
+_MAX_ENV_VAR: Final = 128 * 1024
+"""What execve takes per variable (Linux's MAX_ARG_STRLEN): ``NAME=value`` and its NUL."""
+_MAX_ENV: Final = 1024 * 1024
+"""All of a service's variables together (execve takes a quarter of the stack limit, 2 MiB
+by default, for the arguments and the whole environment)."""
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:.0f} KiB"
 
 
 def check_service(service: Service) -> None:
+    """BadRequest for a service no process could be started with, before it is kept:
+    a bad name, version or instance count, or environment variables execve would refuse
+    (a NUL, over 128 KiB each, over 1 MiB together)."""
     where = "runtime.Runtime"
     if not _NAME.fullmatch(service.name):
         raise errors.BadRequest(
@@ -141,6 +156,23 @@ def check_service(service: Service) -> None:
         raise errors.BadRequest(where, f"invalid version {service.version!r}")
     if not 1 <= service.instances <= _MAX_INSTANCES:
         raise errors.BadRequest(where, f"instances must be between 1 and {_MAX_INSTANCES}")
-    for key in service.env:
+    total = 0
+    for key, value in service.env.items():
         if not key or "=" in key or "\0" in key:
             raise errors.BadRequest(where, f"invalid environment variable name {key!r}")
+        if "\0" in value:
+            raise errors.BadRequest(where, f"environment variable {key} holds a NUL character")
+        size = len(key.encode()) + len(value.encode()) + 2
+        if size > _MAX_ENV_VAR:
+            raise errors.BadRequest(
+                where,
+                f"environment variable {key} is too big ({_kib(size)}): a process takes at "
+                f"most {_kib(_MAX_ENV_VAR)} per variable",
+            )
+        total += size
+    if total > _MAX_ENV:
+        raise errors.BadRequest(
+            where,
+            f"the environment variables are too big ({_kib(total)}): at most "
+            f"{_kib(_MAX_ENV)} together",
+        )

@@ -1,10 +1,16 @@
-"""A service's build: a virtualenv for its dependencies, and the command that starts it.
+"""A service's build: the virtualenv of its dependencies.
 
-Virtualenvs live under one folder, named by :func:`build_key`, so services with the same
-dependencies share one and a restart reuses it. The platform itself (``micro`` and its
-dependencies) is not installed into them: a ``.pth`` file puts the platform's own
-site-packages after the venv's, so a service imports the very ``micro`` the server runs,
-editable installs included, while its own pinned packages still come first.
+Virtualenvs live under one folder per namespace, named by :func:`build_key`, so services
+with the same dependencies share one and a restart reuses it. The platform itself
+(``micro`` and its dependencies) is not installed into them: a ``.pth`` file puts the
+platform's own site-packages after the venv's, so a service imports the very ``micro``
+the server runs, editable installs included, while its own pinned packages still come
+first.
+
+The build itself (:mod:`micro.runtime.builder`) runs in the namespace's sandbox, as its
+user: installing runs the packages' own code. The server only reads the requirement
+files, never one that leads out of the service's folder (a link to the server's keys
+would otherwise print them in an installer's error).
 """
 
 from __future__ import annotations
@@ -19,23 +25,25 @@ import secrets
 import shutil
 import signal
 import sys
-import sysconfig
 import tomllib
-import venv
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from micro.runtime.builder import READY, python_of
+from micro.runtime.sandbox import Place, Sandbox, Shared
 
 __all__ = [
     "PLATFORM_DISTRIBUTION",
     "READY",
     "Build",
     "BuildError",
-    "Entrypoint",
+    "Where",
     "build_key",
     "ensure_venv",
-    "find_entrypoint",
+    "find_uv",
+    "load_toml",
     "requirements",
 ]
 
@@ -48,10 +56,6 @@ class BuildError(Exception):
 PLATFORM_DISTRIBUTION: Final = "micro-python"
 """Our own distribution. The platform provides it, so it is never installed into a
 service's venv (an installed copy would shadow the server's own)."""
-
-READY: Final = ".micro-ready"
-"""The file that marks a finished venv; a folder without it is never used."""
-
 
 # --------------------------------------------------------------------------- requirements
 
@@ -66,7 +70,15 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _load_toml(path: Path, label: str) -> dict[str, Any]:
+def _check_inside(path: Path, root: Path, label: str) -> None:
+    """BuildError when ``path`` leads (through ``..`` or a link) out of ``root``."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BuildError(f"{label} is outside the service's folder")
+
+
+def load_toml(path: Path, label: str, root: Path) -> dict[str, Any]:
+    """A TOML file of the service's folder ``root``; BuildError for a bad one."""
+    _check_inside(path, root, label)
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -75,8 +87,9 @@ def _load_toml(path: Path, label: str) -> dict[str, Any]:
         raise BuildError(f"cannot read {label}: {exc}") from None
 
 
-def _read_requirements(path: Path, label: str, seen: set[Path]) -> list[str]:
+def _read_requirements(path: Path, label: str, seen: set[Path], root: Path) -> list[str]:
     """The lines of a requirements file, ``-r`` includes followed relative to it."""
+    _check_inside(path, root, label)
     seen.add(path.resolve())
     try:
         text = path.read_text(encoding="utf-8")
@@ -91,7 +104,8 @@ def _read_requirements(path: Path, label: str, seen: set[Path]) -> list[str]:
             name = match["file"].strip()
             included = path.parent / name
             if included.resolve() not in seen:
-                lines += _read_requirements(included, f"{name} (included by {label})", seen)
+                label_of = f"{name} (included by {label})"
+                lines += _read_requirements(included, label_of, seen, root)
         elif (match := _CONSTRAINT.match(line)) and "://" not in match["file"]:
             # The installer reads a copy of these lines elsewhere, so anchor the file here.
             lines.append(f"-c {(path.parent / match['file'].strip()).absolute()}")
@@ -111,11 +125,11 @@ def requirements(source: Path) -> list[str]:
     ``[project].dependencies`` of ``pyproject.toml`` when it has them, else the lines of
     ``requirements.txt`` (comments and blank lines dropped, ``-r`` includes followed,
     other options kept), else ``[]``. Requirements of :data:`PLATFORM_DISTRIBUTION`, in
-    any spelling, are dropped. BuildError for a malformed file.
+    any spelling, are dropped. BuildError for a malformed file, or one outside ``source``.
     """
     pyproject = source / "pyproject.toml"
     if pyproject.is_file():
-        project = _load_toml(pyproject, "pyproject.toml").get("project")
+        project = load_toml(pyproject, "pyproject.toml", source).get("project")
         if isinstance(project, dict) and "dependencies" in project:
             deps = project["dependencies"]
             if not isinstance(deps, list) or not all(isinstance(dep, str) for dep in deps):
@@ -123,7 +137,7 @@ def requirements(source: Path) -> list[str]:
             return [dep.strip() for dep in deps if dep.strip() and not _is_platform(dep)]
     listed = source / "requirements.txt"
     if listed.is_file():
-        lines = _read_requirements(listed, "requirements.txt", set())
+        lines = _read_requirements(listed, "requirements.txt", set(), source)
         return [line for line in lines if not _is_platform(line)]
     return []
 
@@ -164,11 +178,8 @@ class Build:
     """Its python executable."""
 
 
-def _python(env: Path) -> Path:
-    return env / "Scripts" / "python.exe" if os.name == "nt" else env / "bin" / "python"
-
-
-def _find_uv() -> str | None:
+def find_uv() -> str | None:
+    """The uv to install with: beside this interpreter, else on PATH."""
     beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
     return str(beside) if beside.is_file() else shutil.which("uv")
 
@@ -214,22 +225,10 @@ def _failure(lines: list[str], rc: int) -> str:
     return "\n".join([*picked, f"(exit code {rc})"]) if picked else f"(exit code {rc})"
 
 
-async def _install(
-    command: list[str], *, cwd: Path, log: Callable[[str], None], timeout: float
+async def _run_builder(
+    proc: asyncio.subprocess.Process, *, log: Callable[[str], None], timeout: float
 ) -> None:
-    """Run the installer, its output lines to ``log`` as they come."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=cwd,  # relative paths in requirements mean the service's folder, as for pip
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # so a timeout kills the builds it started too
-            limit=1024 * 1024,
-        )
-    except OSError as exc:
-        raise BuildError(f"cannot run {command[0]}: {exc}") from None
+    """Follow the builder, its output lines to ``log`` as they come."""
     assert proc.stdout is not None
     lines: list[str] = []
     try:
@@ -244,32 +243,17 @@ async def _install(
         raise BuildError(f"dependency install timed out after {timeout:g}s") from None
     finally:
         if proc.returncode is None:
-            _kill(proc)
+            _kill(proc)  # its whole process group: the installer and its builds too
             await proc.wait()
     if rc != 0:
         raise BuildError(_failure(lines, rc))
-
-
-def _site_packages(env: Path) -> Path:
-    paths = sysconfig.get_paths(scheme="venv", vars={"base": str(env), "platbase": str(env)})
-    return Path(paths["purelib"])
-
-
-def _write_pth(env: Path) -> None:
-    """Put this process's site-packages after the venv's own (see the module docstring).
-    ``site.addsitedir`` also runs their ``.pth`` files, which is how editable installs
-    are found."""
-    paths = sysconfig.get_paths()
-    dirs = dict.fromkeys([paths["purelib"], paths["platlib"]])
-    text = "".join(f"import site; site.addsitedir({path!r})\n" for path in dirs)
-    (_site_packages(env) / "_micro_platform.pth").write_text(text, encoding="utf-8")
 
 
 def _relocate(tmp: Path, final: Path) -> None:
     """Installed scripts' shebangs and the activate scripts name the folder the venv was
     built in; point them at the one it is renamed to."""
     old, new = os.fsencode(tmp), os.fsencode(final)
-    for path in [*_python(tmp).parent.iterdir(), tmp / "pyvenv.cfg"]:
+    for path in [*python_of(tmp).parent.iterdir(), tmp / "pyvenv.cfg"]:
         if path.is_symlink() or not path.is_file():
             continue
         data = path.read_bytes()
@@ -299,32 +283,61 @@ def _ready(env: Path) -> bool:
     return (env / READY).exists()
 
 
+def _write_requirements(path: Path, reqs: list[str], source: Path, seen_as: Path) -> None:
+    """The installer's requirements file; constraint files anchored in the source folder
+    are named as the builder sees that folder."""
+    text = "".join(f"{line}\n" for line in reqs)
+    path.write_text(text.replace(f" {source.absolute()}/", f" {seen_as}/"), encoding="utf-8")
+
+
+def _builder_env() -> dict[str, str]:
+    """The server's environment without its own ``MICRO_*`` settings (its passwords and
+    backends' addresses are not the packages' business); ``PIP_*``/``UV_*`` apply."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a build runs: the sandbox and namespace, and the home of its installers."""
+
+    sandbox: Sandbox
+    namespace: str = "micro"
+    home: Path | None = None
+    """The installers' cache (default: in the venv being built)."""
+
+
 async def _build(
-    reqs: list[str], source: Path, final: Path, *, log: Callable[[str], None], timeout: float
+    reqs: list[str],
+    source: Path,
+    final: Path,
+    *,
+    where: Where,
+    log: Callable[[str], None],
+    timeout: float,
 ) -> None:
     tmp = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
+    sandbox, namespace = where.sandbox, where.namespace
     try:
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
-        uv = _find_uv() if reqs else None
+        await asyncio.to_thread(tmp.mkdir, mode=0o755)
+        place = Place(app=source, home=where.home or tmp, venv=tmp, build=True)
+        seen = sandbox.seen(place)
+        uv = find_uv() if reqs else None
         log(f"building virtualenv {final.name} ({len(reqs)} requirements)")
-        builder = venv.EnvBuilder(with_pip=bool(reqs) and uv is None, symlinks=True)
-        await asyncio.to_thread(builder.create, tmp)
+        argv = [sys.executable, "-I", "-m", "micro.runtime.builder", str(seen.venv)]
         if reqs:
             listed = tmp / "micro-requirements.txt"
-            listed.write_text("".join(f"{line}\n" for line in reqs), encoding="utf-8")
-            python = str(_python(tmp))
-            if uv is not None:
-                command = [uv, "pip", "install", "--python", python, "-r", str(listed)]
-            else:
-                command = [python, "-m", "pip", "install", "--disable-pip-version-check"]
-                command += ["--no-input", "-r", str(listed)]
-            log(" ".join(command[:3]) + " ...")
-            await _install(command, cwd=source, log=log, timeout=timeout)
-        # After the install, so the installer sees only the venv's own packages and
-        # installs every requirement into it.
-        _write_pth(tmp)
-        _relocate(tmp, final)
-        (tmp / READY).write_text("\n".join(reqs) + "\n", encoding="utf-8")
+            await asyncio.to_thread(_write_requirements, listed, reqs, source, seen.app)
+            argv += ["--requirements", str(seen.venv / "micro-requirements.txt")]
+        if uv is not None:
+            argv += ["--uv", uv]
+        await sandbox.hand_over(namespace, tmp, tree=True)
+        if where.home is not None:
+            await sandbox.hand_over(namespace, where.home)
+        proc = await sandbox.spawn(namespace, place, argv, _builder_env())
+        await _run_builder(proc, log=log, timeout=timeout)
+        if seen.venv != final:
+            _relocate(tmp, final)
         _commit(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -338,107 +351,27 @@ async def ensure_venv(
     *,
     log: Callable[[str], None] = lambda line: None,
     timeout: float = 900.0,
+    where: Where | None = None,
 ) -> Build:
     """The venv for ``source``'s :func:`requirements`, ``venvs/<key>``, built once.
 
     A ready venv is returned at once, without running anything. Otherwise it is built in
     a temporary folder (``venvs/.<key>.tmp-*``) that is renamed into place only when
     complete, so a crash never leaves a half venv that looks ready; calls for the same
-    venv in this process share one build. Progress and the installer's output go to
-    ``log``; its environment is this process's (``PIP_*``/``UV_*`` settings apply).
-    BuildError with the installer's failing lines, or "dependency install timed out
-    after Ns" (``timeout`` is for the install).
+    venv in this process share one build. The build runs ``where`` says (default: as
+    this process, unconfined). Progress and the installer's output go to ``log``; its
+    environment is this process's without ``MICRO_*`` (``PIP_*``/``UV_*`` settings
+    apply). BuildError with the installer's failing lines, or "dependency install timed
+    out after Ns" (``timeout`` is for the whole build).
     """
     reqs = requirements(source)
     key = build_key(reqs)
     final = _venv_dir(venvs, key)
-    build = Build(key, _python(final))
+    build = Build(key, python_of(final))
     if _ready(final):
         return build
     async with _exclusive(final):
         if not _ready(final):
-            await _build(reqs, source, final, log=log, timeout=timeout)
+            where = where or Where(Shared(insecure=True))
+            await _build(reqs, source, final, where=where, log=log, timeout=timeout)
     return build
-
-
-# --------------------------------------------------------------------------- entrypoint
-
-
-@dataclass(frozen=True, slots=True)
-class Entrypoint:
-    """How to start a service: ``<venv python> *argv`` run in the source folder."""
-
-    argv: list[str]
-    """The arguments after the python executable: ``["main.py"]``, ``["-m", "hello"]``
-    or ``["-c", "<code that calls a [project.scripts] function>"]``."""
-    env: dict[str, str] = field(default_factory=dict)
-    """Extra environment: ``PYTHONPATH`` for a ``src/`` layout, else empty."""
-    description: str = ""
-    """For messages: ``main.py``, ``python -m hello``, ``script hello = hello.app:main``."""
-
-
-def _script(key: str, value: object, env: dict[str, str]) -> Entrypoint:
-    reference = value.split("[")[0].strip() if isinstance(value, str) else ""
-    module, _, attr = reference.partition(":")
-    module, attr = module.strip(), attr.strip()
-    if not (
-        all(part.isidentifier() for part in module.split("."))
-        and all(part.isidentifier() for part in attr.split("."))
-    ):
-        raise BuildError(f"[project.scripts] {key} = {value!r} is not 'module:function'")
-    first, _, rest = attr.partition(".")
-    alias = "_entry" if first == "sys" else first
-    call = alias + (f".{rest}" if rest else "")
-    imported = f"{first} as {alias}" if alias != first else first
-    code = f"import sys; from {module} import {imported}; sys.exit({call}())"
-    return Entrypoint(["-c", code], env, f"script {key} = {module}:{attr}")
-
-
-def find_entrypoint(source: Path, *, name: str | None = None) -> Entrypoint:
-    """What starts the service in ``source``, in the documented order:
-
-    1. ``main.py`` at its top;
-    2. a package with ``__main__.py``, at the top or under ``src/`` (``python -m pkg``):
-       the one named like the service (``-`` read as ``_``), else the only one;
-    3. a ``[project.scripts]`` entry of ``pyproject.toml``: the one named like the
-       service, else the first.
-
-    A ``src/`` folder puts itself on ``PYTHONPATH`` for 2 and 3. BuildError when none
-    is found, or several packages and none named like the service.
-    """
-    if (source / "main.py").is_file():
-        return Entrypoint(["main.py"], {}, "main.py")
-    src = source / "src"
-    env = {"PYTHONPATH": str(src.absolute())} if src.is_dir() else {}
-    packages = sorted(
-        {
-            main.parent.name
-            for base in (source, src)
-            if base.is_dir()
-            for main in base.glob("*/__main__.py")
-            if main.parent.name.isidentifier()
-        }
-    )
-    if packages:
-        wanted = (name or "").replace("-", "_")
-        if wanted in packages:
-            chosen = wanted
-        elif len(packages) == 1:
-            chosen = packages[0]
-        else:
-            raise BuildError(
-                f"several packages with __main__.py in {source.name}: {', '.join(packages)};"
-                " name the service after the one to run"
-            )
-        return Entrypoint(["-m", chosen], env, f"python -m {chosen}")
-    pyproject = source / "pyproject.toml"
-    if pyproject.is_file():
-        project = _load_toml(pyproject, "pyproject.toml").get("project")
-        scripts = project.get("scripts") if isinstance(project, dict) else None
-        if isinstance(scripts, dict) and scripts:
-            key = name if name is not None and name in scripts else next(iter(scripts))
-            return _script(str(key), scripts[key], env)
-    raise BuildError(
-        "no entrypoint: expected main.py, a package with __main__.py,"
-        " or a [project.scripts] entry in pyproject.toml"
-    )

@@ -3,8 +3,10 @@
 ``Source`` handler (``Upload``, client streaming).
 
 As in Micro: reading needs an account of the namespace; everything else needs an admin of
-it. Create stamps ``owner`` (the caller's name), ``group`` (its namespace) and
-``started``.
+it. Environment variables are secrets: only admins (of the namespace, or of the
+platform) read them back. A ``file://`` source reads the server's disk: the backend
+decides who may run one (:meth:`~micro.runtime.base.Runtime.check_source`). Create
+stamps ``owner`` (the caller's name), ``group`` (its namespace) and ``started``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import datetime
 from collections.abc import AsyncIterator
 from typing import Final
 
+import msgspec
+
 from micro import errors
 from micro.auth import access
+from micro.auth.base import Account
 from micro.rpc import context
 from micro.runtime.base import LogRecord
 from micro.runtime.base import Runtime as RuntimeBackend
@@ -37,6 +42,11 @@ __all__ = ["Runtime", "Source"]
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
 
 
+def _platform_admin(account: Account | None) -> bool:
+    """``None`` is a call no door checked: the server's own, trusted."""
+    return account is None or account.is_platform_admin
+
+
 def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -53,6 +63,7 @@ class Runtime:
         namespace = context.namespace()
         account = access.authorize_admin(namespace)
         service = req.service
+        self._backend.check_source(service.source, platform_admin=_platform_admin(account))
         service.metadata = {
             **service.metadata,
             "owner": (account.name or account.id) if account is not None else "micro",
@@ -66,16 +77,21 @@ class Runtime:
     async def read(self, req: ReadRequest) -> ReadResponse:
         """The services of the caller's namespace with their status."""
         namespace = context.namespace()
-        access.authorize(namespace)
+        account = access.authorize(namespace)
         services = await self._backend.read(
             name=req.service, version=req.version, namespace=namespace
         )
+        if account is not None and not access.is_admin(account, namespace):
+            services = [msgspec.structs.replace(s, env={}) for s in services]
         return ReadResponse(services)
 
     async def update(self, req: UpdateRequest) -> UpdateResponse:
         """Rebuild and restart a running service."""
         namespace = context.namespace()
-        access.authorize_admin(namespace)
+        account = access.authorize_admin(namespace)
+        if req.service.source:
+            admin = _platform_admin(account)
+            self._backend.check_source(req.service.source, platform_admin=admin)
         req.service.metadata = {**req.service.metadata, "started": _now()}
         return UpdateResponse(await self._backend.update(req.service, namespace=namespace))
 

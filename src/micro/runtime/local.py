@@ -40,44 +40,26 @@ from micro.registry.base import Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime import archives
 from micro.runtime.base import LogStream, Runtime, Service, check_service
+from micro.runtime.build import find_uv
 from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
-from micro.runtime.replicas import Key, Status, adopter, reachable, with_replica
-from micro.runtime.source import SourceError, parse_git
+from micro.runtime.records import DATABASE, TABLE, Desired, RecordBook
+from micro.runtime.replicas import Key, adopter, reachable, with_replica
+from micro.runtime.sandbox import Sandbox, SandboxError, for_server
+from micro.runtime.source import SourceError, check_archive, outside_roots, parse_git
 from micro.runtime.supervisor import Layout, Platform, Supervisor
 from micro.settings import Settings
-from micro.store.base import Record, Store
+from micro.store.base import Store
 
-__all__ = ["DATABASE", "TABLE", "LocalRuntime"]
+__all__ = ["DATABASE", "TABLE", "LocalRuntime"]  # where its records are: see .records
 
 log = logging.getLogger("micro.runtime")
 
-DATABASE: Final = "micro"
-TABLE: Final = "runtime"
 _MAX_UPLOAD: Final = 100 * 1024 * 1024
 _RECONCILE: Final = 0.5
 """Seconds between two reconciliations (see the module docstring)."""
 _REPLICAS: Final = "runtime"
 """The core service whose registered nodes (``runtime-<replica>``) are the live replicas."""
-
-
-class _Desired(msgspec.Struct, omit_defaults=True):
-    """A service that should run, as kept on the store."""
-
-    service: Service
-    account: str = ""
-    secret: str = ""
-    """The service account's secret, sealed."""
-    replica: str = ""
-    """The replica that runs it."""
-
-
-def _key(namespace: str, name: str, version: str) -> str:
-    return f"service:{namespace}:{name}:{version}"
-
-
-def _status_key(namespace: str, name: str, version: str) -> str:
-    return f"status:{namespace}:{name}:{version}"
 
 
 class LocalRuntime(Runtime):
@@ -93,6 +75,8 @@ class LocalRuntime(Runtime):
         folder: Path,
         *,
         secrets: SecretBox,
+        sandbox: Sandbox,
+        file_roots: tuple[Path, ...] = (),
         replica: str = "local",
         grace: float = 10.0,
         restart_limit: int = 5,
@@ -102,12 +86,15 @@ class LocalRuntime(Runtime):
         self._auth = auth
         self._registry = registry
         self._secrets = secrets
+        self._records = RecordBook(store, secrets)
+        self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
         self.platform = Platform(
             layout=self._layout,
             registry=registry,
             builds=asyncio.Semaphore(builds),
+            sandbox=sandbox,
             replica=replica,
             grace=grace,
             restart_limit=restart_limit,
@@ -125,13 +112,18 @@ class LocalRuntime(Runtime):
     def build(
         cls, settings: Settings, store: Store, auth: Auth, registry: Registry
     ) -> LocalRuntime:
-        """The server's runtime: its files under ``MICRO_HOME/server/runtime``."""
+        """The server's runtime: its files under ``MICRO_HOME/server/runtime``, its
+        processes in the sandbox :func:`~micro.runtime.sandbox.for_server` gives."""
+        uv = find_uv()
+        sandbox = for_server(settings, needed=[Path(uv)] if uv else [])
         return cls(
             store,
             auth,
             registry,
             settings.home / "server" / "runtime",
             secrets=SecretBox.from_settings(settings),
+            sandbox=sandbox,
+            file_roots=settings.runtime_file_roots,
             replica=settings.replica,
         )
 
@@ -166,7 +158,7 @@ class LocalRuntime(Runtime):
             if sup is not None:
                 await self._remove(sup, keep_source=True, forget=False)
             account, secret = await self._account(service, namespace)
-            desired = _Desired(
+            desired = Desired(
                 service=Service(
                     name=service.name,
                     version=service.version,
@@ -179,7 +171,7 @@ class LocalRuntime(Runtime):
                 secret=self._secrets.seal(secret.encode()),
                 replica=self.replica,
             )
-            await self._save(namespace, desired)
+            await self._records.save(namespace, desired)
             return (await self._start(namespace, desired)).describe()
 
     async def read(
@@ -191,7 +183,7 @@ class LocalRuntime(Runtime):
     async def update(self, service: Service, *, namespace: str = "micro") -> Service:
         async with self._lock:
             try:
-                record = await self._load(namespace, service.name, service.version)
+                record = await self._records.load(namespace, service.name, service.version)
             except errors.NotFound:
                 raise errors.NotFound("runtime.Runtime.Update", "Service not found") from None
             old = record.service
@@ -209,17 +201,17 @@ class LocalRuntime(Runtime):
             if current is not None:
                 await self._remove(current, keep_source=True, forget=False)
             # updated through this replica, it runs here (its old replica stops its copy)
-            desired = _Desired(
+            desired = Desired(
                 service=merged, account=record.account, secret=record.secret, replica=self.replica
             )
-            await self._save(namespace, desired)
+            await self._records.save(namespace, desired)
             return (await self._start(namespace, desired)).describe()
 
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
         async with self._lock:
             found = [
                 d
-                for d in await self._records(namespace)
+                for d in await self._records.in_namespace(namespace)
                 if d.service.name == name and (not version or d.service.version == version)
             ]
             if not name or not found:
@@ -265,10 +257,14 @@ class LocalRuntime(Runtime):
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
         check_service(Service(name=name, version=version))
+        where = "runtime.Source.Upload"
+        self._check_sandbox(namespace, where)
         if len(data) > _MAX_UPLOAD:
-            raise errors.BadRequest(
-                "runtime.Source.Upload", f"the source is larger than {_MAX_UPLOAD >> 20} MiB"
-            )
+            raise errors.BadRequest(where, f"the source is larger than {_MAX_UPLOAD >> 20} MiB")
+        try:  # a hostile or huge archive is refused now, not at its first start
+            await asyncio.to_thread(check_archive, data)
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
         await archives.save(self._store, namespace, name, version, data)
         path = self._layout.archive(namespace, name, version)
         await asyncio.to_thread(_write_atomic, path, data)
@@ -312,9 +308,9 @@ class LocalRuntime(Runtime):
             self._failing = False
 
     async def _reconcile(self) -> None:
-        records = await self._all_records()
+        records = await self._records.all()
         live = await self._live()
-        mine: dict[Key, _Desired] = {}
+        mine: dict[Key, Desired] = {}
         for namespace, desired in records:
             svc = desired.service
             key = (namespace, svc.name, svc.version)
@@ -323,7 +319,7 @@ class LocalRuntime(Runtime):
                 if owner in live or adopter(live, key) != self.replica:
                     continue
                 desired.replica = self.replica
-                await self._save(namespace, desired)
+                await self._records.save(namespace, desired)
                 log.info(
                     "runtime: adopting %s (%s) of namespace %s from replica %s",
                     svc.name,
@@ -361,9 +357,7 @@ class LocalRuntime(Runtime):
             described = sup.describe()
             if self._published.get(key) == described:
                 continue
-            status = Status(described, self.replica, self.platform.proxy)
-            record = Record(_status_key(*key), msgspec.json.encode(status))
-            await self._store.write(record, database=DATABASE, table=TABLE)
+            await self._records.publish(key[0], described, self.replica, self.platform.proxy)
             self._published[key] = described
 
     async def _drop_nodes(self, namespace: str, svc: Service, replica: str) -> None:
@@ -391,7 +385,7 @@ class LocalRuntime(Runtime):
         shown = []
         records = [
             d
-            for d in await self._records(namespace)
+            for d in await self._records.in_namespace(namespace)
             if (not name or d.service.name == name)
             and (not version or d.service.version == version)
         ]
@@ -405,7 +399,7 @@ class LocalRuntime(Runtime):
                 continue
             if live is None:
                 live = await self._live()
-            status = await self._status(namespace, svc)
+            status = await self._records.status(namespace, svc)
             if status is not None and status.replica != desired.replica:
                 status = None  # its previous replica's word: the new one has not spoken yet
             alive = desired.replica in live
@@ -427,14 +421,6 @@ class LocalRuntime(Runtime):
             shown.append(waiting)
         return shown
 
-    async def _status(self, namespace: str, svc: Service) -> Status | None:
-        key = _status_key(namespace, svc.name, svc.version)
-        try:
-            [record] = await self._store.read(key, database=DATABASE, table=TABLE)
-        except errors.NotFound:
-            return None
-        return msgspec.json.decode(record.value, type=Status)
-
     # -- internals --------------------------------------------------------------------------
 
     def _find(self, namespace: str, name: str, version: str) -> list[Supervisor]:
@@ -449,8 +435,31 @@ class LocalRuntime(Runtime):
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
 
+    def check_source(self, source: str, *, platform_admin: bool) -> None:
+        """A ``file://`` source reads the server's disk: platform admins may run any, other
+        admins only those under ``MICRO_RUNTIME_FILE_ROOTS``."""
+        where = "runtime.Runtime"
+        try:
+            path = None if platform_admin else outside_roots(source, self._file_roots)
+        except SourceError as exc:
+            raise errors.BadRequest(where, str(exc)) from None
+        if path is not None:
+            raise errors.Forbidden(
+                where,
+                f"{path} is not under a folder the server lets namespaces run file:// sources "
+                "from (MICRO_RUNTIME_FILE_ROOTS): only platform admins may run it",
+            )
+
+    def _check_sandbox(self, namespace: str, where: str) -> None:
+        """Forbidden when this server will not run ``namespace``'s services at all."""
+        try:
+            self.platform.sandbox.check(namespace)
+        except SandboxError as exc:
+            raise errors.Forbidden(where, str(exc)) from None
+
     async def _check_source(self, service: Service, namespace: str) -> None:
         where = "runtime.Runtime"
+        self._check_sandbox(namespace, where)
         source = service.source
         if source.startswith("source://"):
             if source != f"source://{service.name}:{service.version}":
@@ -467,7 +476,7 @@ class LocalRuntime(Runtime):
                 where, f"unknown source {source!r}: upload a folder, or give a git URL"
             )
 
-    async def _start(self, namespace: str, desired: _Desired) -> Supervisor:
+    async def _start(self, namespace: str, desired: Desired) -> Supervisor:
         """Supervise ``desired`` here, its upload fetched from the store first when this
         replica has no copy (it was uploaded through another)."""
         svc = desired.service
@@ -503,10 +512,7 @@ class LocalRuntime(Runtime):
 
     async def _forget(self, namespace: str, svc: Service, *, keep_source: bool = False) -> None:
         """Drop what the store keeps of a service: its record, status, account, upload."""
-        for key in (_key, _status_key):
-            await self._store.delete(
-                key(namespace, svc.name, svc.version), database=DATABASE, table=TABLE
-            )
+        await self._records.forget(namespace, svc)
         with contextlib.suppress(errors.NotFound):
             await self._auth.delete_account(_account_id(svc), namespace=namespace)
         if not keep_source:
@@ -546,38 +552,6 @@ class LocalRuntime(Runtime):
             except errors.Conflict:
                 await self._auth.delete_account(account_id, namespace=namespace)
         raise errors.Conflict("runtime.Runtime.Create", f"account {account_id} is taken")
-
-    async def _save(self, namespace: str, desired: _Desired) -> None:
-        svc = desired.service
-        await self._store.write(
-            Record(_key(namespace, svc.name, svc.version), msgspec.json.encode(desired)),
-            database=DATABASE,
-            table=TABLE,
-        )
-
-    async def _load(self, namespace: str, name: str, version: str) -> _Desired:
-        [record] = await self._store.read(
-            _key(namespace, name, version), database=DATABASE, table=TABLE
-        )
-        return msgspec.json.decode(record.value, type=_Desired)
-
-    async def _records(self, namespace: str) -> list[_Desired]:
-        """The services that should run in ``namespace``."""
-        return [d for ns, d in await self._all_records() if ns == namespace]
-
-    async def _all_records(self) -> list[tuple[str, _Desired]]:
-        """Every service that should run, with its namespace; a record that cannot be
-        read is logged and skipped, so it never keeps the others down."""
-        found = []
-        records = await self._store.read("service:", database=DATABASE, table=TABLE, prefix=True)
-        for record in records:
-            try:
-                desired = msgspec.json.decode(record.value, type=_Desired)
-            except msgspec.DecodeError as exc:
-                log.error("runtime: cannot read %s: %s", record.key, exc)
-                continue
-            found.append((record.key.split(":", 2)[1], desired))
-        return found
 
 
 def _account_id(service: Service) -> str:

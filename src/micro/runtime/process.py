@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from micro.runtime.base import LogRecord
+from micro.runtime.sandbox import Place, Sandbox
 
 __all__ = ["Instance", "Launch", "alive", "describe_exit", "kill_leftovers"]
 
@@ -33,12 +34,14 @@ _LAST_LINES = 10
 
 @dataclass(frozen=True)
 class Launch:
-    """What to run: ``python *argv`` in ``cwd`` with ``env``."""
+    """What to run: ``argv`` with ``env``, a process of ``namespace`` working in ``place``
+    (paths in ``argv`` and ``env`` as the process sees them), started by ``sandbox``."""
 
-    python: Path
     argv: list[str]
-    cwd: Path
     env: dict[str, str]
+    place: Place
+    namespace: str
+    sandbox: Sandbox
 
 
 def describe_exit(code: int) -> str:
@@ -93,17 +96,10 @@ class Instance:
         return self._proc.pid if self._proc is not None else None
 
     async def start(self, launch: Launch) -> None:
-        """Start the process in a new session (its own process group)."""
-        self._proc = await asyncio.create_subprocess_exec(
-            str(launch.python),
-            *launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            limit=1024 * 1024,
+        """Start the process in a new session (its own process group); OSError or
+        SandboxError when it cannot be started."""
+        self._proc = await launch.sandbox.spawn(
+            launch.namespace, launch.place, launch.argv, launch.env
         )
         pid = self._proc.pid
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ class Status(msgspec.Struct, omit_defaults=True):
     replica: str
     address: str = ""
     """The replica's proxy: where to check that it is still there."""
+    env: str = ""
+    """The service's environment variables, sealed (``service.env`` is kept empty)."""
 
 
 def adopter(live: set[str], key: Key) -> str:

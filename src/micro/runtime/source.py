@@ -19,6 +19,7 @@ import shutil
 import signal
 import tarfile
 import tempfile
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +28,14 @@ from typing import Final
 
 __all__ = [
     "EXCLUDED",
+    "MAX_FILES",
+    "MAX_UNPACKED",
     "GitSource",
     "SourceError",
+    "check_archive",
     "fetch_git",
+    "file_path",
+    "outside_roots",
     "pack",
     "parse_git",
     "service_name",
@@ -72,6 +78,12 @@ def _excluded(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------- pack / unpack
+
+
+MAX_UNPACKED: Final = 256 * 1024 * 1024
+"""The most an uploaded source may unpack to (bytes of its files)."""
+MAX_FILES: Final = 20_000
+"""The most entries (files, folders, links) an uploaded source may hold."""
 
 
 class _TooBig(Exception):
@@ -125,6 +137,20 @@ def _size(count: int) -> str:
     return f"{count / 1024 / 1024:.1f} MiB"
 
 
+def _check_fits(folder: Path, count: int, size: int) -> None:
+    """What the server would refuse to unpack is refused before it is sent."""
+    if count > MAX_FILES:
+        raise SourceError(
+            f"{folder} holds more than {MAX_FILES} files and folders, the most the server "
+            "unpacks; move data and build output out of the folder"
+        )
+    if size > MAX_UNPACKED:
+        raise SourceError(
+            f"{folder} holds more than {_size(MAX_UNPACKED)} of files, the most the server "
+            "unpacks; move data and build output out of the folder"
+        )
+
+
 def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
     """A gzipped tar of ``folder``'s contents (paths relative to it), without
     :data:`EXCLUDED` names.
@@ -133,7 +159,8 @@ def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
     (whole seconds), owner 0:0 without user names, gzip header time 0. Symlinks are kept
     as relative links when they point inside the folder and skipped otherwise (their
     target would not exist on the server). SourceError when ``folder`` is not a folder
-    or the archive would be over ``limit`` bytes.
+    or the archive would be over ``limit`` bytes, or unpack to more than the server takes
+    (:data:`MAX_UNPACKED`, :data:`MAX_FILES`).
     """
     if not folder.exists():
         raise SourceError(f"folder {folder} does not exist")
@@ -146,8 +173,11 @@ def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
             gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            for path in _entries(root, root):
+            size = 0
+            for count, path in enumerate(_entries(root, root), 1):
                 info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+                size += info.size if info.isreg() else 0
+                _check_fits(folder, count, size)
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 info.mtime = int(info.mtime)
@@ -170,22 +200,103 @@ def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
     return buffer.getvalue()
 
 
-def _check_names(tar: tarfile.TarFile) -> None:
-    """Refuse absolute and ``..`` paths, which :func:`pack` never writes. (The ``data``
-    filter would quietly make an absolute path relative instead.)"""
-    for member in tar.getmembers():
-        if member.name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", member.name):
-            raise SourceError(f"cannot unpack the source archive: unsafe path {member.name!r}")
+_MAX_HEADER: Final = 1024 * 1024
+"""The longest name or pax header tarfile may read in one go."""
 
 
-def unpack(data: bytes, dest: Path) -> None:
+class _Bounded:
+    """The decompressed archive as tarfile reads it, refused past ``limit`` bytes and at
+    any single read over :data:`_MAX_HEADER` (a huge pax header would be read whole)."""
+
+    def __init__(self, raw: gzip.GzipFile, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0 or size > _MAX_HEADER:
+            raise SourceError("cannot unpack the source archive: a header is over 1 MiB")
+        data = self._raw.read(size)
+        self._check()
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        position = self._raw.seek(offset, whence)
+        self._check()
+        return position
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def write(self, data: bytes) -> int:
+        raise io.UnsupportedOperation("read only")
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def _check(self) -> None:
+        if self._raw.tell() > self._limit:
+            raise SourceError(f"the source unpacks to more than {_size(self._limit)}")
+
+
+def _checked(
+    tar: tarfile.TarFile, dest: Path, max_bytes: int, max_files: int
+) -> list[tarfile.TarInfo]:
+    """Every member, once each has been found safe, and the whole within the limits: all
+    from the headers, before anything is written. Refused: absolute and ``..`` paths
+    (the ``data`` filter would quietly make an absolute path relative), anything but
+    files, folders and symlinks (:func:`pack` writes nothing else), sparse files (their
+    few bytes may stand for gigabytes), and what the ``data`` filter refuses (device
+    files, links leading out of ``dest``)."""
+    members = []
+    total = 0
+    for member in tar:
+        name = member.name
+        if name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name):
+            raise SourceError(f"cannot unpack the source archive: unsafe path {name!r}")
+        if not (member.isreg() or member.isdir() or member.issym()) or member.issparse():
+            raise SourceError(
+                f"cannot unpack the source archive: {name!r} is not a file, folder or symlink"
+            )
+        tarfile.data_filter(member, str(dest))
+        members.append(member)
+        total += member.size
+        if len(members) > max_files:
+            raise SourceError(f"the source holds more than {max_files} files and folders")
+        if total > max_bytes:
+            raise SourceError(f"the source unpacks to more than {_size(max_bytes)}")
+    return members
+
+
+def _open(data: bytes, max_bytes: int, max_files: int) -> tarfile.TarFile:
+    raw = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
+    # headers take 512 bytes each, and a name or pax header at most _MAX_HEADER
+    bounded = _Bounded(raw, max_bytes + max_files * 1536 + _MAX_HEADER)
+    return tarfile.open(fileobj=bounded, mode="r:")
+
+
+def check_archive(
+    data: bytes, *, max_bytes: int = MAX_UNPACKED, max_files: int = MAX_FILES
+) -> None:
+    """SourceError unless :func:`unpack` would take ``data`` (read, nothing written)."""
+    try:
+        with _open(data, max_bytes, max_files) as tar:
+            _checked(tar, Path("/nonexistent/source"), max_bytes, max_files)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"cannot unpack the source archive: {exc}") from None
+
+
+def unpack(
+    data: bytes, dest: Path, *, max_bytes: int = MAX_UNPACKED, max_files: int = MAX_FILES
+) -> None:
     """Extract an archive made by :func:`pack` into ``dest``, which must not exist or be
     empty (its parents are created).
 
-    Safe against a hostile archive: absolute and ``..`` paths are refused, and tarfile's
-    ``data`` filter refuses device files and links leading out of ``dest``. The archive is extracted
-    into a temporary sibling and renamed into place, so a failure leaves nothing behind.
-    SourceError for a corrupt or unsafe archive.
+    Safe against a hostile archive: every member is checked before anything is written
+    (see :func:`_checked`), so an archive that would unpack to more than ``max_bytes``
+    or hold more than ``max_files`` entries (a small upload can expand a thousandfold) is
+    refused whole. The archive is extracted into a temporary sibling and renamed into
+    place, so a failure leaves nothing behind. SourceError for a corrupt, unsafe or too
+    big archive.
     """
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise SourceError(f"cannot unpack into {dest}: it is not an empty folder")
@@ -193,10 +304,10 @@ def unpack(data: bytes, dest: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp's 0700 would otherwise become the source folder's mode
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        with _open(data, max_bytes, max_files) as tar:
             tar.errorlevel = 1  # a refused member raises instead of being skipped quietly
-            _check_names(tar)
-            tar.extractall(tmp, filter="data")
+            members = _checked(tar, tmp, max_bytes, max_files)
+            tar.extractall(tmp, members=members, filter="data")
         os.rename(tmp, dest)  # replaces an empty folder; refuses one that filled up meanwhile
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"cannot unpack the source archive: {exc}") from None
@@ -252,6 +363,33 @@ def parse_git(text: str) -> GitSource | None:
     return GitSource(prefix + url, ref)
 
 
+def file_path(git: GitSource) -> Path | None:
+    """The folder on this machine a ``file://`` source names (``%XX`` decoded, as git
+    does), or None for any other URL. SourceError for a ``file://`` URL with a host:
+    git would ignore it and read this machine's disk all the same."""
+    if not git.url.lower().startswith("file://"):
+        return None
+    rest = git.url[len("file://") :]
+    host, slash, path = rest.partition("/")
+    if host.lower() not in ("", "localhost") or not slash:
+        raise SourceError(f"{git.url!r}: a file:// URL names a folder of the server, no host")
+    return Path("/" + urllib.parse.unquote(path))
+
+
+def outside_roots(source: str, roots: tuple[Path, ...]) -> Path | None:
+    """The folder a ``file://`` source names when its real path (links and ``..``
+    resolved) is under none of ``roots``; None for one that is, or another source.
+    SourceError for a malformed ``file://`` URL (see :func:`file_path`)."""
+    git = parse_git(source)
+    path = file_path(git) if git is not None else None
+    if path is None:
+        return None
+    real = Path(os.path.realpath(path))
+    if any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+        return None
+    return path
+
+
 def service_name(source: str) -> str:
     """The default name of a service run from ``source``: the last path element of the
     folder or git URL, without a ``.git`` suffix or ``@ref`` (``file:///x/hello.git@v1``
@@ -272,7 +410,8 @@ _SHA: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1, or SHA-256 
 
 
 def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
+    # The server's own settings (its keys among them) are none of git's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
     env["GIT_TERMINAL_PROMPT"] = "0"  # a private repository fails instead of waiting for a password
     env["LC_ALL"] = "C"  # git's messages in English, which is what we recognise
     if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:

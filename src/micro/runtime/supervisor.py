@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
@@ -26,9 +26,11 @@ from micro import errors
 from micro.registry.base import Node, Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime.base import LogRecord, Service
-from micro.runtime.build import BuildError, Entrypoint, ensure_venv, find_entrypoint
+from micro.runtime.build import BuildError, Where, ensure_venv
+from micro.runtime.entrypoint import Entrypoint, find_entrypoint
 from micro.runtime.logs import LogFile, LogHub
 from micro.runtime.process import Instance, Launch, describe_exit
+from micro.runtime.sandbox import Place, Sandbox, SandboxError
 from micro.runtime.source import SourceError, fetch_git, parse_git, unpack
 from micro.wire.transport import parse_address
 
@@ -84,10 +86,13 @@ class Layout:
         """A service's own ``MICRO_HOME`` (never the server's: keys and tokens live there)."""
         return self.root / "homes" / _part(namespace) / _part(name)
 
-    @property
-    def venvs(self) -> Path:
-        """Virtualenvs, one per set of dependencies."""
-        return self.root / "venvs"
+    def venvs(self, namespace: str) -> Path:
+        """A namespace's virtualenvs, one per set of dependencies (built by its user)."""
+        return self.root / "venvs" / _part(namespace)
+
+    def cache(self, namespace: str) -> Path:
+        """The home of a namespace's builds: the installers' caches."""
+        return self.root / "cache" / _part(namespace)
 
 
 @dataclass
@@ -97,6 +102,8 @@ class Platform:
     layout: Layout
     registry: Registry
     builds: asyncio.Semaphore
+    sandbox: Sandbox
+    """Where and as whom the processes run (see :mod:`micro.runtime.sandbox`)."""
     replica: str = "local"
     """The replica that runs these services: their node ids carry it, so whoever adopts
     them after this replica is gone knows which nodes were left behind."""
@@ -190,22 +197,37 @@ class Supervisor:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        platform, namespace, svc = self.platform, self.namespace, self.service
+        layout, sandbox = platform.layout, platform.sandbox
         try:
-            async with self.platform.builds:
+            sandbox.check(namespace)
+            async with platform.builds:
                 self._set("building")
                 work = await self._fetch()
-                built = await ensure_venv(work, self.platform.layout.venvs, log=self._build_line)
+                await sandbox.hand_over(namespace, work, tree=True)
+                home = layout.home(namespace, svc.name)
+                place = Place(app=work, home=home, venv=work)
+                entry = find_entrypoint(work, name=svc.name, seen_as=sandbox.seen(place).app)
+                cache = layout.cache(namespace)
+                await asyncio.to_thread(cache.mkdir, parents=True, exist_ok=True)
+                where = Where(sandbox, namespace, cache)
+                built = await ensure_venv(
+                    work, layout.venvs(namespace), log=self._build_line, where=where
+                )
                 self.build = built.key
-                entry = find_entrypoint(work, name=self.service.name)
-            self._note(f"starting {self.service.instances} instance(s): {entry.description}")
-            self.service.metadata["entrypoint"] = entry.description
-            self._slots = [_Slot(i) for i in range(self.service.instances)]
+            await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True, mode=0o700)
+            await sandbox.hand_over(namespace, home)
+            self._note(f"starting {svc.instances} instance(s): {entry.description}")
+            svc.metadata["entrypoint"] = entry.description
+            self._slots = [_Slot(i) for i in range(svc.instances)]
             self._set("started")
-            launch = self._launch(work, built.python, entry)
+            launch = self._launch(
+                Place(app=work, home=home, venv=built.python.parent.parent), entry
+            )
             for slot in self._slots:
                 slot.task = asyncio.get_running_loop().create_task(self._keep(slot, launch))
             await self._watch_registrations()
-        except (SourceError, BuildError) as exc:
+        except (SourceError, BuildError, SandboxError) as exc:
             self._fail(str(exc))
         except asyncio.CancelledError:
             raise
@@ -246,17 +268,16 @@ class Supervisor:
         await asyncio.to_thread(shutil.rmtree, old, True)
         return work
 
-    def _launch(self, work: Path, python: Path, entry: Entrypoint) -> Launch:
+    def _launch(self, place: Place, entry: Entrypoint) -> Launch:
         svc = self.service
+        seen = self.platform.sandbox.seen(place)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
         env.update({k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ})
         env["MICRO_SERVICE_ADDRESS"] = _service_address(self.platform.proxy)
         env.update(svc.env)
         env.update(entry.env)
-        home = self.platform.layout.home(self.namespace, svc.name)
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
         account, secret = self._credentials
-        venv_bin = python.parent
+        venv_bin = seen.venv / "bin"
         env.update(
             {
                 "MICRO_PROXY": self.platform.proxy,
@@ -265,14 +286,15 @@ class Supervisor:
                 "MICRO_NAMESPACE": self.namespace,
                 "MICRO_AUTH_ID": account,
                 "MICRO_AUTH_SECRET": secret,
-                "MICRO_HOME": str(home),
+                "MICRO_HOME": str(seen.home),
                 "MICRO_RUNTIME_PARENT": str(os.getpid()),
                 "PYTHONUNBUFFERED": "1",
                 "VIRTUAL_ENV": str(venv_bin.parent),
                 "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', os.defpath)}",
             }
         )
-        return Launch(python=python, argv=entry.argv, cwd=work, env=env)
+        argv = [str(venv_bin / "python"), *entry.argv]
+        return Launch(argv, env, place, self.namespace, self.platform.sandbox)
 
     async def _keep(self, slot: _Slot, launch: Launch) -> None:
         """Keep one slot filled: start, wait, and restart with backoff."""
@@ -297,7 +319,12 @@ class Supervisor:
                 instance = Instance(label, pids / f"{slot.index}.pid", sink)
                 slot.instance = instance
                 began = loop.time()
-                await instance.start(Launch(launch.python, launch.argv, launch.cwd, env))
+                try:
+                    await instance.start(replace(launch, env=env))
+                except (OSError, ValueError, SandboxError) as exc:
+                    slot.instance = None
+                    self._fail(f"cannot start instance {label}: {exc}")
+                    return
                 self._launched.set()
                 code = await instance.wait()
                 ever_registered = ever_registered or slot.registered

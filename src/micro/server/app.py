@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import signal
+import stat
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from micro import errors
@@ -36,7 +38,7 @@ from micro.service import describe_endpoints
 from micro.settings import Settings, server_ssl
 from micro.wire.transport import Address
 
-__all__ = ["MicroServer", "run_server", "serve_block"]
+__all__ = ["MicroServer", "run_server", "secure_home", "serve_block"]
 
 log = logging.getLogger("micro.server")
 
@@ -80,6 +82,7 @@ class MicroServer:
 
     async def start(self) -> None:
         """Build the blocks, listen, register the core services."""
+        secure_home(self.settings.home)
         names = list(BLOCKS)
         self.backends = build(names, self.settings)
         hosted = _host(self.rpc, names, self.backends, self.settings)
@@ -161,6 +164,23 @@ class MicroServer:
         await _close(self.backends)
         with contextlib.suppress(FileNotFoundError):
             (self.settings.home / "server" / "server.json").unlink()
+
+
+def secure_home(home: Path) -> None:
+    """``MICRO_HOME`` and its ``server`` folder hold the server's keys and databases: both
+    must be this process's user's and closed to everyone else (0700, tightened if
+    looser). ValueError for one that belongs to another user, who could read them."""
+    for folder in (home, home / "server"):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = folder.stat()
+        if found.st_uid != os.geteuid():
+            raise ValueError(
+                f"{folder} belongs to uid {found.st_uid}, not to this server's user (uid "
+                f"{os.geteuid()}), who could read the server's keys: use another MICRO_HOME "
+                "or chown it"
+            )
+        if stat.S_IMODE(found.st_mode) & 0o077:
+            folder.chmod(0o700)
 
 
 async def _close(backends: dict[str, Any]) -> None:
