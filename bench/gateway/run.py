@@ -100,7 +100,11 @@ def main() -> None:
     script = Path(tempfile.mkdtemp()) / "post.lua"
     script.write_text(LUA)
     echo, echo_addr = start_echo()
-    server, env, edges = start_platform(tempfile.mkdtemp(prefix="micro-bench-gateway-"))
+    # The services registered to load the route cache count against the namespace's quota.
+    quota = {"MICRO_REGISTRY_MAX_SERVICES": str(args.services + 100)}
+    server, env, edges = start_platform(
+        tempfile.mkdtemp(prefix="micro-bench-gateway-"), extra_env=quota
+    )
     micro(env, "run", str(ROOT / "examples" / "helloworld"))
     api = edges["api"]
     echo_runs: list[dict[str, float]] = []
