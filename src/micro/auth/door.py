@@ -58,6 +58,7 @@ CALLER_KEYS: Final = (
     "micro-caller-scopes",
 )
 """The metadata a door writes about the verified caller; never taken from a caller."""
+_CALLER_KEY_SET: Final = frozenset(CALLER_KEYS)
 
 MAX_AUTHORIZATION: Final = 16 * 1024
 """The longest ``authorization`` value looked at (a token is about 1 KB)."""
@@ -139,9 +140,9 @@ class Door:
         Raises the cached 401/403."""
         header = metadata.get("authorization", "")
         key = (header, metadata.get("micro-namespace", ""), service, endpoint)
-        if key not in self._decisions:
+        decided: _Decision | Literal[False] = self._decisions.get(key, False)
+        if decided is False:
             return False
-        decided = self._decisions[key]
         if isinstance(decided, errors.MicroError):
             raise decided
         if decided is not None:
@@ -163,7 +164,7 @@ class Door:
         account = (await self.verified(header)).account if header else None
         namespace = self.namespace_of(metadata, account)
         rules = await self.rules(namespace)
-        outcome: _Decision = account
+        outcome: Account | errors.MicroError | None = account
         if not self._allowed(rules, account, service, endpoint, namespace):
             if account is None:
                 outcome = errors.Unauthorized(
@@ -199,8 +200,9 @@ class Door:
         handler sees can neither be replayed nor forged by a caller."""
         header = metadata.pop("authorization", "")
         if account is None:
-            for key in CALLER_KEYS:
-                metadata.pop(key, None)
+            if not _CALLER_KEY_SET.isdisjoint(metadata):
+                for key in CALLER_KEYS:
+                    metadata.pop(key, None)
             return
         identity = self._identities.get(header)
         if identity is None:
