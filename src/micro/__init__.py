@@ -12,9 +12,12 @@ The names here are the framework's face::
     service.handle(Helloworld())
     service.run()
 
-Everything else (``micro.errors``, ``micro.client``, ``micro.config``, ``micro.registry``,
-``micro.context``)
-is imported on first use, so a service or ``micro --help`` starts fast.
+The building blocks are attributes of ``micro`` from the first line, typed for mypy and
+usable anywhere (a script, a unit test) without a :class:`Service`: ``micro.store``,
+``micro.config``, ``micro.events``, ``micro.broker``, ``micro.client``, ``micro.errors``,
+``micro.log``, ``micro.registry``, ``micro.context``. Outside a service they act through
+the environment's server (``MICRO_PROXY``, or the current ``micro env``). Each is imported
+on first use, so a service or ``micro --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -25,31 +28,48 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    import micro.broker as broker
     import micro.client as client
     import micro.config as config
     import micro.context as context
     import micro.errors as errors
+    import micro.events as events
+    import micro.log as log
     import micro.registry as registry
+    import micro.store as store
     from micro.service import Service
 
-__all__ = ["Service", "__version__", "client", "config", "context", "errors", "registry"]
+__all__ = [
+    "Service",
+    "__version__",
+    "broker",
+    "client",
+    "config",
+    "context",
+    "errors",
+    "events",
+    "log",
+    "registry",
+    "store",
+]
 
-_LAZY = {
-    "Service": ("micro.service", "Service"),
-    "client": ("micro.client", None),
-    "config": ("micro.config", None),
-    "context": ("micro.context", None),
-    "errors": ("micro.errors", None),
-    "registry": ("micro.registry", None),
-}
+_MODULES = frozenset(
+    {"broker", "client", "config", "context", "errors", "events", "log", "registry", "store"}
+)
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'micro' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = getattr(module, attr) if attr else module
+    if name == "Service":
+        from micro.service import Service
+
+        value: Any = Service
+    elif name in _MODULES:
+        value = importlib.import_module(f"micro.{name}")
+    else:
+        raise AttributeError(f"module 'micro' has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -312,6 +312,6 @@ class Service:
 
     def run(self) -> None:
         """Serve until told to stop: the usual last line of a service's ``main.py``."""
-        configure(self.settings.log_level, self.settings.log_format)
+        configure(self.settings.log_level, self.settings.log_format, service=self.name)
         with contextlib.suppress(KeyboardInterrupt):
             run(self.serve())

@@ -142,3 +142,25 @@ def test_scan_is_strict_and_clear() -> None:
 
 def test_bytes_is_compact_json_without_html_escaping() -> None:
     assert v({"a": "<b>&"}).bytes() == b'{"a":"<b>&"}'
+
+
+def test_a_wrongly_typed_value_warns_naming_its_path_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    value = Value(path="db.port", data="five thousand", revision=3)
+    with caplog.at_level("WARNING", logger="micro.config"):
+        assert value.int(5432) == 5432
+        assert value.int(5432) == 5432  # read on every request: one warning per value
+        assert value.bool(True) is True
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "config value at 'db.port' is not an int (it is the string 'five thousand'): using the default",
+        "config value at 'db.port' is not a bool (it is the string 'five thousand'): using the default",
+    ]
+
+
+def test_a_missing_value_or_one_that_fits_warns_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="micro.config"):
+        assert Value(path="db.port").int(5432) == 5432
+        assert Value(path="db.port", data="5433").int(5432) == 5433
+    assert caplog.records == []

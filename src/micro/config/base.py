@@ -13,6 +13,7 @@ answer their defaults and whose :attr:`Value.exists` is false.
 from __future__ import annotations
 
 import builtins
+import logging
 import re
 from abc import ABC, abstractmethod
 from datetime import timedelta
@@ -21,6 +22,7 @@ from typing import Any, ClassVar, Final, TypeVar
 import msgspec
 
 from micro import errors
+from micro._bounded import BoundedDict, text_size
 from micro.config import _coerce
 from micro.watch import Subscription
 
@@ -46,6 +48,41 @@ SECRET_MASK: Final = "[secret]"
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _MISSING: Any = object()
+
+log = logging.getLogger("micro.config")
+_warned: BoundedDict[tuple[str, str, int], bool] = BoundedDict(64 * 1024)
+"""(path, type, revision) already warned about: a getter read on every request warns once
+per value, not once per read."""
+
+
+def _wrong_type(value: Value, want: str) -> None:
+    """Say, once per value, that the value at a path is not a ``want`` and its getter
+    answers the default: a silent fallback hides a typo in the config for good."""
+    if value.data is None:
+        return
+    key = (value.path, want, value.revision)
+    if key in _warned:
+        return
+    _warned.set(key, True, text_size(key[:2]))
+    log.warning(
+        "config value at %r is not %s (it is %s): using the default",
+        value.path,
+        want,
+        _kind(value.data),
+    )
+
+
+def _kind(data: Any) -> str:
+    """The JSON type of a decoded value, as a reader of the config knows it."""
+    if isinstance(data, builtins.bool):
+        return "a boolean"
+    if isinstance(data, builtins.int | builtins.float):
+        return "a number"
+    if isinstance(data, str):
+        return f"the string {data[:40]!r}"
+    if isinstance(data, builtins.list):
+        return "an array"
+    return "an object"
 
 
 class SecretError(errors.InternalServerError):
@@ -103,7 +140,8 @@ def normalize(value: Any) -> Any:
 
 class Value(msgspec.Struct, frozen=True):
     """The value at a path, with typed getters that coerce best-effort and fall back to
-    their default (they never raise). ``scan`` is the strict one.
+    their default (they never raise; a value that is there but cannot be read as the type
+    asked for logs a warning naming its path, once per value). ``scan`` is the strict one.
 
     ``data`` is the decoded JSON (``None`` when the path holds nothing); ``secrets`` the
     dotted paths, relative to this value, of the secret leaves in it (``""`` when the
@@ -127,34 +165,50 @@ class Value(msgspec.Struct, frozen=True):
     def string(self, default: str = "") -> str:
         """Strings as they are; numbers and booleans as their JSON text."""
         found = _coerce.to_string(self.data)
-        return default if found is None else found
+        if found is None:
+            _wrong_type(self, "a string")
+            return default
+        return found
 
     def int(self, default: builtins.int = 0) -> builtins.int:
         """Integers; floats truncated; numeric strings (``"42"`` -> 42)."""
         found = _coerce.to_int(self.data)
-        return default if found is None else found
+        if found is None:
+            _wrong_type(self, "an int")
+            return default
+        return found
 
     def float(self, default: builtins.float = 0.0) -> builtins.float:
         """Numbers; numeric strings."""
         found = _coerce.to_float(self.data)
-        return default if found is None else found
+        if found is None:
+            _wrong_type(self, "a float")
+            return default
+        return found
 
     def bool(self, default: builtins.bool = False) -> builtins.bool:
         """Booleans; ``"true"``/``"false"`` and Go's other spellings; non-zero numbers."""
         found = _coerce.to_bool(self.data)
-        return default if found is None else found
+        if found is None:
+            _wrong_type(self, "a bool")
+            return default
+        return found
 
     def duration(self, default: timedelta = timedelta(0)) -> timedelta:
         """A :class:`~datetime.timedelta` from a Go duration string (``"1m30s"``,
         ``"250ms"``, ``"-2h"``) or a number of seconds (``90``, ``"1.5"``)."""
         found = _coerce.to_duration(self.data)
-        return default if found is None else found
+        if found is None:
+            _wrong_type(self, "a duration")
+            return default
+        return found
 
     def list(self, default: builtins.list[str] | None = None) -> builtins.list[str]:
         """Micro's ``StringSlice``: an array's items as strings, or a string's
         comma-separated parts. Use :meth:`scan` for typed lists."""
         found = _coerce.to_strings(self.data)
         if found is None:
+            _wrong_type(self, "a list")
             return [] if default is None else default
         return found
 
@@ -163,6 +217,7 @@ class Value(msgspec.Struct, frozen=True):
         typed objects."""
         found = _coerce.to_string_map(self.data)
         if found is None:
+            _wrong_type(self, "a map")
             return {} if default is None else default
         return found
 
