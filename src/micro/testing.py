@@ -11,6 +11,20 @@ Fixtures:
     Points this test process at that server (``MICRO_HOME``, ``MICRO_PROXY``), so
     ``micro.client`` and in-process services use it.
 
+``micro_session_server``
+    One ``micro server`` for the whole test session: a suite of a hundred tests boots
+    one server, not a hundred.
+
+``micro_namespace``
+    A fresh namespace on the session's server for one test, and an admin of it (a user
+    account: service accounts are never admins): a :class:`MicroNamespace`, whose
+    ``env()`` and ``micro(...)`` act in it as that admin.
+
+``micro_namespace_env``
+    Points this test process at that namespace as its admin, as ``micro_env`` does for a
+    server of its own: ``micro.client``, ``micro.store``, ``micro.config`` ... and
+    in-process services all work there, and nowhere else.
+
 And helpers for async tests: :func:`serving` runs a :class:`micro.Service` in-process
 for the duration of an ``async with``; :meth:`MicroServerProcess.start_service` runs a
 service's ``main.py`` as its own process and waits until it is registered.
@@ -34,10 +48,16 @@ from typing import IO, Any
 
 import pytest
 
+from micro._test_namespace import MicroNamespace, create_namespace
+
 __all__ = [
+    "MicroNamespace",
     "MicroServerProcess",
     "micro_env",
+    "micro_namespace",
+    "micro_namespace_env",
     "micro_server",
+    "micro_session_server",
     "serving",
     "start_server",
     "wait_for_service",
@@ -279,3 +299,36 @@ def micro_env(
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("MICRO_SERVICE_ADDRESS", "127.0.0.1:0")
     return micro_server
+
+
+@pytest.fixture(scope="session")
+def micro_session_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MicroServerProcess]:
+    """One real ``micro server`` for the whole session (tests share it through
+    :func:`micro_namespace`, each in a namespace of its own)."""
+    server = start_server(tmp_path_factory.mktemp("micro-session-home"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def micro_namespace(micro_session_server: MicroServerProcess, tmp_path: Path) -> MicroNamespace:
+    """A fresh namespace of the session's server, with an admin, for this test."""
+    return create_namespace(micro_session_server, tmp_path / "micro-namespace-home")
+
+
+@pytest.fixture
+def micro_namespace_env(
+    micro_namespace: MicroNamespace, monkeypatch: pytest.MonkeyPatch
+) -> MicroNamespace:
+    """Point this process's ``micro.client`` and services at ``micro_namespace``, as its admin."""
+    for key in [k for k in os.environ if k.startswith("MICRO_")]:
+        monkeypatch.delenv(key)
+    for key, value in micro_namespace.env().items():
+        if key.startswith("MICRO_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MICRO_SERVICE_ADDRESS", "127.0.0.1:0")
+    return micro_namespace
