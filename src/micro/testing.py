@@ -41,7 +41,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +83,8 @@ class MicroServerProcess:
     services: list[subprocess.Popen[str]] = field(default_factory=list)
     edges: dict[str, str] = field(default_factory=dict)
     """Where the server's edges listen: ``api`` (HTTP gateway), ``grpc``."""
+    command: tuple[str, ...] = (sys.executable, "-m", "micro")
+    """How the ``micro`` command is run (an installed one's path, say)."""
 
     @property
     def api(self) -> str:
@@ -115,7 +117,7 @@ class MicroServerProcess:
     ) -> subprocess.CompletedProcess[str]:
         """Run the real ``micro`` command against this server."""
         return subprocess.run(
-            [sys.executable, "-m", "micro", *args],
+            [*self.command, *args],
             env=env or self.env(),
             input=input,
             capture_output=True,
@@ -173,9 +175,15 @@ def _admin_password(home: Path) -> str:
 
 
 def start_server(
-    home: Path, *, env: dict[str, str] | None = None, timeout: float = 20.0, login: bool = True
+    home: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+    login: bool = True,
+    command: Sequence[str] = (sys.executable, "-m", "micro"),
 ) -> MicroServerProcess:
     """Start ``micro server`` with ``MICRO_HOME=home`` on free ports; wait until it is ready.
+    ``command`` runs ``micro`` (this interpreter's, unless an installed one is tested).
 
     The first admin gets a random password (``MICRO_ADMIN_PASSWORD`` in :meth:`env`) and,
     with ``login``, the CLI of that ``MICRO_HOME`` is logged in as ``admin``: commands,
@@ -195,7 +203,7 @@ def start_server(
     )
     base.update(env or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "micro", "server"],
+        [*command, "server"],
         env=base,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -210,7 +218,9 @@ def start_server(
     words = line[line.index(_READY) + len(_READY) :].split()
     proxy = words[0]
     edges = dict(zip(words[1::2], words[2::2], strict=False))
-    server = MicroServerProcess(home=home, proxy=proxy, process=proc, base_env=base, edges=edges)
+    server = MicroServerProcess(
+        home=home, proxy=proxy, process=proc, base_env=base, edges=edges, command=tuple(command)
+    )
     if login:
         done = server.micro("login", "--username", "admin", "--password", server.admin_password)
         if done.returncode != 0:

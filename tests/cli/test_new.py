@@ -247,3 +247,69 @@ def test_the_service_runs_and_answers_the_cli(work: Path, micro_server: MicroSer
     micro_server.start_service(work / "hello" / "main.py", name="hello")
     out = ok(micro_server.micro("call", "hello", "Hello.Call", '{"name":"John"}'))
     assert json.loads(out) == {"msg": "Hello John"}
+
+
+_CLIENT_TEST = '''"""The hello service, called through its generated client."""
+
+from __future__ import annotations
+
+import micro
+from micro.testing import MicroNamespace, serving, wait_for_service
+
+from hello_client import CallRequest, CallResponse, HelloClient, StreamRequest
+
+
+class Hello:
+    """Stands in for the hello service, with the client's own types."""
+
+    async def call(self, req: CallRequest) -> CallResponse:
+        return CallResponse(msg=f"Hello {req.name}")
+
+
+async def test_the_client_calls_hello(micro_namespace_env: MicroNamespace) -> None:
+    service = micro.Service("hello")
+    service.handle(Hello())
+    async with serving(service):
+        await wait_for_service("hello", domain=micro_namespace_env.name)
+        rsp = await HelloClient().call(CallRequest(name="John"))
+    assert rsp.msg == "Hello John"
+    assert StreamRequest(count=1).count == 1
+'''
+
+
+def test_a_project_with_a_generated_client_type_checks_and_passes_its_tests(
+    work: Path, tmp_path: Path
+) -> None:
+    ok(micro_new(work, "hello"))
+    ok(micro_new(work, "orders"))
+    orders = work / "orders"
+    gen = ["gen", "client", "hello", "--from", str(work / "hello" / "handler.py")]
+    done = subprocess.run(
+        [sys.executable, "-m", "micro", *gen, "-o", str(orders / "hello_client.py")],
+        env=_env(tmp_path / "gen-home"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    (orders / "tests" / "test_hello_client.py").write_text(_CLIENT_TEST)
+    env = _env(tmp_path / "project-home")
+    mypy = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "."],
+        cwd=orders,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=orders,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "6 passed" in tests.stdout
