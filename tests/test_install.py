@@ -51,8 +51,16 @@ def test_the_wheel_installed_with_pipx_runs_the_platform(tmp_path: Path) -> None
     links = " ".join(f"--find-links {p}" for p in sources)
     python = shutil.which("python3") or sys.executable
     _run(
-        [sys.executable, "-m", "pipx", "install", "--python", python, str(wheel)]
-        + [f"--pip-args=--no-index {links}"],
+        [
+            sys.executable,
+            "-m",
+            "pipx",
+            "install",
+            "--python",
+            python,
+            str(wheel),
+            f"--pip-args=--no-index {links}",
+        ],
         env=pipx_env,
         cwd=tmp_path,
     )
