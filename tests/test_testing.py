@@ -38,9 +38,12 @@ async def test_the_process_acts_in_its_namespace_as_its_admin(
     micro_namespace_env: MicroNamespace,
 ) -> None:
     ns = micro_namespace_env
-    await micro.store.write("greeting", "hello", database=ns.name, table="t")
-    [record] = await micro.store.read("greeting", database=ns.name, table="t")
+    await micro.store.write("greeting", "hello")  # the namespace's database, no set-up
+    [record] = await micro.store.read("greeting", database=ns.name, table="micro")
     assert record.value == b"hello"
+    await micro.events.publish("orders", {"id": 1})
+    [event] = await micro.events.read("orders")
+    assert event.payload == b'{"id":1}'
     await micro.config.set("feature.beta", True)
     # An admin of a namespace is no admin of another, nor of the platform.
     with pytest.raises(errors.Forbidden):

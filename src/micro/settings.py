@@ -107,14 +107,20 @@ class Settings:
     """Everything a process of the platform reads from its environment."""
 
     home: Path
+    """``MICRO_HOME``: where the CLI keeps its environments and logins, and a server its
+    keys, databases and logs (``~/.micro``)."""
     profile: str = "local"
     proxy: str | None = None
     """``MICRO_PROXY``: overrides the current environment's proxy address."""
     env: str | None = None
+    """``MICRO_ENV``: the environment (server) of ``micro env`` to use; default: the current one."""
     namespace: str | None = None
+    """``MICRO_NAMESPACE``: the namespace to act in; default: the environment's current one."""
     api_address: str = "127.0.0.1:8080"
+    """``MICRO_API_ADDRESS``: where the HTTP gateway listens (``off`` to not start it)."""
     proxy_address: str = "127.0.0.1:8081"
     web_address: str = "127.0.0.1:8082"
+    """``MICRO_WEB_ADDRESS``: where the dashboard listens (``off`` to not start it)."""
     web_origin: str | None = None
     """``MICRO_WEB_ORIGIN``: the dashboard's origin as browsers see it (``https://host``)
     when a proxy in front changes the scheme or host; default: what each request says."""
@@ -147,11 +153,18 @@ class Settings:
     """``MICRO_WIRE_READ_BUDGET``: bytes the frames still arriving on all the connections of
     one native listener may hold; a frame that does not fit waits for room."""
     log_level: str = "info"
+    """``MICRO_LOG_LEVEL``: ``debug``, ``info``, ``warning`` or ``error``."""
     log_format: str = "text"
+    """``MICRO_LOG_FORMAT``: ``text`` (Micro's lines) or ``json`` (one object per line)."""
     service_name: str | None = None
+    """``MICRO_SERVICE_NAME``: a service's name when its code gives none (the runtime sets it)."""
     service_version: str | None = None
+    """``MICRO_SERVICE_VERSION``: a service's version (default ``latest``; the runtime sets it)."""
     service_address: str = "127.0.0.1:0"
+    """``MICRO_SERVICE_ADDRESS``: where a service listens (a free port by default)."""
     service_advertise: str | None = None
+    """``MICRO_SERVICE_ADVERTISE``: the address a service registers, when callers must
+    reach it by another one than it listens on."""
     service_id: str | None = None
     """``MICRO_SERVICE_ID``: the registry node id (the runtime sets it, to know when
     that very process has registered)."""
@@ -159,7 +172,9 @@ class Settings:
     """``MICRO_RUNTIME_PARENT``: the pid of the server that runs this service; the
     service stops if that server goes away."""
     register_ttl: float = 90.0
+    """``MICRO_REGISTER_TTL``: seconds a service's registration lives unless renewed."""
     register_interval: float = 30.0
+    """``MICRO_REGISTER_INTERVAL``: seconds between a service's renewals of its registration."""
     replica: str = "server"
     """``MICRO_REPLICA``: this server's name among the replicas sharing one set of
     backends (default: random per start). Its core services register under it."""

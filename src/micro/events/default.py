@@ -47,7 +47,11 @@ def default() -> Bound:
 
         for stale in [lp for lp in _defaults if lp.is_closed()]:
             del _defaults[stale]
-        bound = _defaults[loop] = Bound(RPCStream(micro.client.default()))
+        # Outside a service: the namespace the environment's client acts in (one
+        # namespace per call), as config and the broker do.
+        client = micro.client.default()
+        namespace = client.metadata.get("micro-namespace") or "micro"
+        bound = _defaults[loop] = Bound(RPCStream(client), namespace)
     return bound
 
 

@@ -2,7 +2,8 @@
 
 Inside a running :class:`micro.Service` these functions use the ``store`` service through
 that service's client, in database = the service's namespace and table = its name; a
-script outside a service gets the environment's client and ``micro``/``micro``.
+script outside a service gets the environment's client, database = the namespace it acts
+in (``MICRO_NAMESPACE``, else the environment's current one) and table ``micro``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def default() -> Bound:
 
         for stale in [lp for lp in _defaults if lp.is_closed()]:
             del _defaults[stale]
-        bound = _defaults[loop] = Bound(RPCStore(micro.client.default()))
+        # Outside a service: the database of the namespace the environment's client acts
+        # in (one namespace per call), as config, events and the broker do.
+        client = micro.client.default()
+        database = client.metadata.get("micro-namespace") or DEFAULT_DATABASE
+        bound = _defaults[loop] = Bound(RPCStore(client), database)
     return bound
 
 
