@@ -76,9 +76,9 @@ def _field_docs(tree: ast.Module) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = cls.body
     for node, after in zip(body, [*body[1:], None], strict=True):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-                docs[node.target.id] = str(after.value.value)
+        documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and documented:
+            docs[node.target.id] = str(after.value.value)  # type: ignore[union-attr]
     return docs
 
 
