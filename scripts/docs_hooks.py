@@ -28,6 +28,15 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
     return markdown
 
 
+_ROLE = re.compile(r":(?:meth|func|class|mod|data|attr|exc|obj):(?=<code)")
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Drop the Sphinx roles of docstrings (``:meth:`run```) that mkdocstrings leaves in
+    front of the code they mark."""
+    return _ROLE.sub("", html)
+
+
 def rows() -> list[tuple[str, str, str, str]]:
     """(variable, flag, default, meaning) for every setting, in ``Settings``' order."""
     from micro.cli.server import server

@@ -1,5 +1,5 @@
 """Every code sample of the documentation runs against a real server (see samples.py for
-how a page's blocks are run), and the site builds with ``mkdocs build --strict``."""
+how a page's blocks are run). ``scripts/test`` builds the site with ``mkdocs build --strict``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,9 @@ def _console(ns: MicroNamespace, block: Block, cwd: list[Path], page: Path) -> N
         if not line.startswith("$ "):
             continue
         command = line[2:].split("  #")[0].strip()
+        # The pages say where a server listens by default; the test's listens elsewhere.
+        for port, edge in (("8080", "api"), ("8082", "web")):
+            command = command.replace(f"localhost:{port}", ns.server.edges[edge])
         if command.startswith("cd "):
             cwd[0] = (cwd[0] / command[3:].strip()).resolve()
             continue
@@ -99,15 +102,3 @@ def _console(ns: MicroNamespace, block: Block, cwd: list[Path], page: Path) -> N
             timeout=120,
         )
         assert done.returncode == 0, f"{_where(page, block)}: {command}\n{done.stdout}{done.stderr}"
-
-
-def test_the_site_builds_strictly(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert (tmp_path / "site" / "reference" / "settings" / "index.html").exists()

@@ -233,7 +233,7 @@ def namespace_set(name: str) -> None:
 @user.group("config", cls=SubGroup, invoke_without_command=True)
 @click.pass_context
 def config(ctx: click.Context) -> None:
-    """Manage the CLI's config: get, set, delete [key] [value].
+    """Manage the CLI's config: get, set, delete KEY [VALUE].
 
     Keys are dotted paths into config.json. Without a subcommand, print a summary.
     """
