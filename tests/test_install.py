@@ -95,3 +95,29 @@ def test_the_wheel_installed_with_pipx_runs_the_platform(tmp_path: Path) -> None
         for name in ("hello", "helloworld"):
             server.micro("kill", name)
         server.stop()
+
+
+def test_the_wheel_installs_with_uv_tool_too(tmp_path: Path) -> None:
+    sources = [p for p in dict.fromkeys(SOURCES) if p.is_dir()]
+    if not any(any(p.glob("msgspec-*.whl")) for p in sources):
+        pytest.skip(f"no local package sources with the dependencies in {SOURCES}")
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(dist)], cwd=ROOT)
+    [wheel] = dist.glob("micro_python-*.whl")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "user"),
+        "UV_TOOL_DIR": str(tmp_path / "tools"),
+        "UV_TOOL_BIN_DIR": str(tmp_path / "bin"),
+        "UV_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    links = [arg for p in sources for arg in ("--find-links", str(p))]
+    python = shutil.which("python3") or sys.executable
+    uv = Path(sys.executable).parent / "uv"
+    _run(
+        [str(uv), "tool", "install", "--no-index", *links, "--python", python, str(wheel)], env=env
+    )
+    version = _run([str(tmp_path / "bin" / "micro"), "--version"], env=env, cwd=tmp_path)
+    assert version.stdout.strip() == "micro, version 0.1.0"
+    listed = _run([str(tmp_path / "bin" / "micro"), "example"], env=env, cwd=tmp_path)
+    assert listed.stdout.split() == ["helloworld"]

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import types
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -47,7 +48,23 @@ def test_fields_follow_the_message_and_the_service_leads(lines: list[str]) -> No
     assert (data["service"], data["order"], data["note"]) == ("billing", 7, "two words")
 
 
-def test_trace_ids_come_from_a_provider_and_reach_plain_logging_too(lines: list[str]) -> None:
+def test_trace_ids_come_from_micro_trace_once_it_is_imported(
+    lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids: list[tuple[str, str] | None] = [None]
+    trace = types.ModuleType("micro.trace")
+    trace.current_ids = lambda: ids[0]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "micro.trace", trace)
+    logging.getLogger("app").warning("outside a trace")
+    ids[0] = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    logging.getLogger("app").warning("in a call")
+    assert "trace_id" not in json.loads(lines[1])
+    inside = json.loads(lines[3])
+    assert inside["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert inside["span_id"] == "00f067aa0ba902b7"
+
+
+def test_context_comes_from_a_provider_and_reaches_plain_logging_too(lines: list[str]) -> None:
     current: dict[str, str] = {}
 
     def trace() -> Mapping[str, str]:

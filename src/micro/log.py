@@ -18,10 +18,11 @@ while a traced call is handled, ``trace_id``/``span_id`` as keys of their own). 
 ``logging`` records (``logging.getLogger(__name__).info(...)``) get the same service and
 trace fields: they are added by a filter on the handlers, not by the loggers.
 
-Trace ids come from whoever traces: :func:`add_context` registers a function that returns
-the fields of the current moment (``{"trace_id": ..., "span_id": ...}``, or nothing outside
-a span); each record asks every registered function once. This module knows nothing of
-tracing itself, so it costs nothing when nobody traces.
+Trace ids come from :mod:`micro.trace` once something has imported it: each record asks
+its ``current_ids()`` (``(trace_id, span_id)``, or ``None`` outside a trace), so logging
+never imports tracing and costs one dict lookup when nobody traces. Other context (a
+request id, a tenant) comes from functions registered with :func:`add_context`, which
+return the fields of the current moment.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ _service: str = os.environ.get("MICRO_SERVICE_NAME", "")
 
 
 def add_context(provider: ContextProvider) -> None:
-    """Add the fields ``provider`` returns to every record from now on (tracing uses it for
-    ``trace_id`` and ``span_id``). Adding the same function twice adds it once."""
+    """Add the fields ``provider`` returns to every record from now on. Adding the same
+    function twice adds it once."""
     if provider not in _providers:
         _providers.append(provider)
 
@@ -92,6 +93,11 @@ class _Context(logging.Filter):
         fields: dict[str, Any] = {}
         if _service:
             fields["service"] = _service
+        trace = sys.modules.get("micro.trace")
+        if trace is not None:
+            ids = trace.current_ids()
+            if ids is not None:
+                fields["trace_id"], fields["span_id"] = ids
         for provider in _providers:
             try:
                 extra = provider()
