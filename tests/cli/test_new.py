@@ -253,6 +253,8 @@ _CLIENT_TEST = '''"""The hello service, called through its generated client."""
 
 from __future__ import annotations
 
+from typing import assert_type
+
 import micro
 from micro.testing import MicroNamespace, serving, wait_for_service
 
@@ -274,6 +276,18 @@ async def test_the_client_calls_hello(micro_namespace_env: MicroNamespace) -> No
         rsp = await HelloClient().call(CallRequest(name="John"))
     assert rsp.msg == "Hello John"
     assert StreamRequest(count=1).count == 1
+
+
+async def test_the_blocks_are_typed_without_a_service(micro_namespace_env: MicroNamespace) -> None:
+    # Were micro.store and the rest Any to mypy, these would fail the type check.
+    await micro.store.write("k", "v")
+    assert_type(await micro.store.read("k"), list[micro.store.Record])
+    await micro.config.load()
+    assert_type(micro.config.get("a.b").int(1), int)
+    assert_type(await micro.events.publish("t", {"x": 1}), micro.events.Event)
+    assert_type(micro.errors.NotFound("x", "y"), micro.errors.NotFound)
+    micro.log.info("typed", key=1)
+    await micro.broker.publish("t", b"x")
 '''
 
 
@@ -312,4 +326,4 @@ def test_a_project_with_a_generated_client_type_checks_and_passes_its_tests(
         timeout=180,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "6 passed" in tests.stdout
+    assert "7 passed" in tests.stdout
