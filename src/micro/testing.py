@@ -25,8 +25,9 @@ Fixtures:
     server of its own: ``micro.client``, ``micro.store``, ``micro.config`` ... and
     in-process services all work there, and nowhere else.
 
-And helpers for async tests: :func:`serving` runs a :class:`micro.Service` in-process
-for the duration of an ``async with``; :meth:`MicroServerProcess.start_service` runs a
+And helpers: :func:`create_namespace` makes a namespace and its admin on any running
+server (for a fixture of another scope); for async tests, :func:`serving` runs a
+:class:`micro.Service` in-process for the duration of an ``async with``; :meth:`MicroServerProcess.start_service` runs a
 service's ``main.py`` as its own process and waits until it is registered.
 """
 
@@ -53,6 +54,7 @@ from micro._test_namespace import MicroNamespace, create_namespace
 __all__ = [
     "MicroNamespace",
     "MicroServerProcess",
+    "create_namespace",
     "micro_env",
     "micro_namespace",
     "micro_namespace_env",
