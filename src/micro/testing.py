@@ -27,8 +27,9 @@ Fixtures:
 
 And helpers: :func:`create_namespace` makes a namespace and its admin on any running
 server (for a fixture of another scope); for async tests, :func:`serving` runs a
-:class:`micro.Service` in-process for the duration of an ``async with``; :meth:`MicroServerProcess.start_service` runs a
-service's ``main.py`` as its own process and waits until it is registered.
+:class:`micro.Service` in-process for the duration of an ``async with``;
+:meth:`MicroServerProcess.start_service` runs a service's ``main.py`` as its own process
+and waits until it is registered.
 """
 
 from __future__ import annotations
