@@ -13,8 +13,7 @@ import pytest
 from tests._support import ROOT
 from tests.docs.samples import Block, blocks, pages
 
-from micro._test_namespace import create_namespace
-from micro.testing import MicroNamespace, MicroServerProcess
+from micro.testing import MicroNamespace, MicroServerProcess, create_namespace
 
 _SERVICE = re.compile(r"""micro\.Service\(\s*["']([^"']+)["']""")
 
