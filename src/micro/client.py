@@ -31,6 +31,7 @@ def new_client(
     middleware: Sequence[ClientMiddleware] = (),
     proxy: str | None = None,
     identity: bool = True,
+    service: str | None = None,
 ) -> Client:
     """A client for this environment: core services through the proxy, other services
     direct to their nodes (or everything through the proxy with ``via_proxy``).
@@ -40,8 +41,12 @@ def new_client(
     environment (so a service started by hand needs no extra step), else nobody. That
     account's token goes to the proxy only; a call straight to a node carries one bound to
     its service instead (:mod:`micro.auth.exchange`).
+
+    Its calls are traced (:class:`~micro.trace.ClientTracing`, the outermost middleware),
+    as made by ``service`` (default ``MICRO_SERVICE_NAME``).
     """
     from micro.registry.client import RPCRegistry
+    from micro.trace.middleware import ClientTracing
 
     settings = settings or load()
     if proxy is None:
@@ -59,6 +64,7 @@ def new_client(
         who = _identity(settings, ns, holder)
         if who is not None:
             chain.insert(0, who)
+    chain.insert(0, ClientTracing(service or settings.service_name or ""))
     client = Client(
         proxy=proxy,
         lookup=None if via_proxy else lookup,

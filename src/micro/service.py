@@ -93,7 +93,10 @@ class Service:
         self.metadata = dict(metadata or {})
         self.node_id = self.settings.service_id or f"{self.name}-{uuid.uuid4()}"
         self._listen = address or self.settings.service_address
-        self._server = Server(middleware=middleware)
+        from micro.trace.middleware import ServerTracing
+
+        # Tracing is the outermost wrapper: a span covers the door and the handler both.
+        self._server = Server(middleware=[ServerTracing(self.name), *middleware])
         self._client = client
         self._client_middleware = client_middleware
         self._registry = registry
@@ -152,7 +155,10 @@ class Service:
         """The client this service calls others with (made on first use)."""
         if self._client is None:
             self._client = client_module.new_client(
-                self.settings, namespace=self.namespace, middleware=self._client_middleware
+                self.settings,
+                namespace=self.namespace,
+                middleware=self._client_middleware,
+                service=self.name,
             )
         return self._client
 
@@ -202,6 +208,9 @@ class Service:
         self._address = await self._server.start(self._listen)
         self._server.fallback = None
         client_module.set_default(self.client)
+        from micro.trace.export import rpc_sink, setup
+
+        setup(self.settings, service=self.name, owner=self, sink=rpc_sink(self.client))
         from micro.store.client import RPCStore
         from micro.store.default import set_default as set_default_store
 
@@ -216,7 +225,7 @@ class Service:
         micro.broker.set_default(broker, namespace=self.namespace)
         if self._subscribers:
             self._background += await micro.broker.run_subscribers(
-                broker, self._subscribers, self.namespace
+                broker, self._subscribers, self.namespace, service=self.name
             )
         import micro.events
         from micro.events.client import RPCStream
@@ -225,7 +234,7 @@ class Service:
         micro.events.set_default(events, namespace=self.namespace)
         if self._consumers:
             self._background += await micro.events.run_consumers(
-                events, self._consumers, self.namespace
+                events, self._consumers, self.namespace, service=self.name
             )
         log.info("Starting [service] %s on %s", self.name, self.address)
         await self._register(first=True)
@@ -282,6 +291,9 @@ class Service:
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
         await self._server.stop(grace)
+        from micro.trace.export import teardown
+
+        await teardown(self)
         if self._door is not None:
             await self._door.stop()
         import micro.config

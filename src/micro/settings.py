@@ -36,6 +36,20 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
     return value
 
 
+def _share(environ: Mapping[str, str], key: str, default: float) -> float:
+    """A number from 0 to 1."""
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{key}={raw!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{key}={raw!r}: use a number from 0 (off) to 1 (every trace)")
+    return value
+
+
 def _origins(raw: str | None) -> tuple[str, ...]:
     origins = tuple(o.strip() for o in (raw or "").split(",") if o.strip())
     return ("*",) if "*" in origins else origins
@@ -219,6 +233,16 @@ class Settings:
     runtime_file_roots: tuple[Path, ...] = ()
     """``MICRO_RUNTIME_FILE_ROOTS``: comma-separated folders from which any namespace's
     admins may run ``file://`` git sources; elsewhere only platform admins may."""
+    trace_sample: float = 1.0
+    """``MICRO_TRACE_SAMPLE``: the share of traces recorded, from 0 (tracing off: trace
+    context still passes through) to 1 (every trace); decided where a trace starts."""
+    trace_max_traces: int = 1000
+    """``MICRO_TRACE_MAX_TRACES``: how many recent traces ``micro server`` keeps per namespace."""
+    trace_max_bytes: int = 64 * 1024 * 1024
+    """``MICRO_TRACE_MAX_BYTES``: the bytes all the traces ``micro server`` keeps may take."""
+    otlp_endpoint: str | None = None
+    """``MICRO_OTLP_ENDPOINT``: an OTLP/HTTP collector (``http://host:4318``) every process
+    also exports its spans to (needs ``micro-python[otlp]``)."""
 
 
 def server_ssl(settings: Settings) -> ssl.SSLContext | None:
@@ -295,4 +319,8 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         registry_max_services=int(_float(env, "MICRO_REGISTRY_MAX_SERVICES", 1000)),
         insecure_shared_uid=_flag(env, "MICRO_INSECURE_SHARED_UID"),
         runtime_file_roots=_folders(env, "MICRO_RUNTIME_FILE_ROOTS"),
+        trace_sample=_share(env, "MICRO_TRACE_SAMPLE", 1.0),
+        trace_max_traces=int(_float(env, "MICRO_TRACE_MAX_TRACES", 1000)),
+        trace_max_bytes=int(_float(env, "MICRO_TRACE_MAX_BYTES", 64 * 1024 * 1024)),
+        otlp_endpoint=get("MICRO_OTLP_ENDPOINT"),
     )

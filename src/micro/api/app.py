@@ -36,6 +36,8 @@ from micro.codec import JSON
 from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
+from micro.trace.edges import request_span
+from micro.trace.span import Span
 from micro.wire.frames import MAX_BODY, RequestHeader
 
 __all__ = ["Gateway", "Request"]
@@ -124,6 +126,7 @@ class Gateway:
         service = endpoint = ""
         known = False  # metrics name registered services' endpoints only
         status = 500
+        span: Span | None = None
         try:
             if method == "OPTIONS":
                 status = 200
@@ -143,6 +146,7 @@ class Gateway:
             info = self._cached_endpoint(req) or await self.endpoint(req)
             known = True
             metadata = req.metadata
+            span = request_span(f"{method} {path}", metadata, req.namespace)
             body = await self._read_body(receive, metadata.get("content-length", ""))
             payload = build_body(
                 method, scope["query_string"], metadata.get("content-type", ""), body, info.request
@@ -170,6 +174,8 @@ class Gateway:
             error = errors.InternalServerError(_ID, f"error during request: {exc}")
             await _reply(send, 500, error.to_json(), _JSON_HEADERS + extra)
         finally:
+            if span is not None:
+                span.end(status)
             if service:
                 elapsed = time.perf_counter() - started
                 if known:

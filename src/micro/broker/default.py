@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from micro.broker.base import Broker, Message, Subscriber
+from micro.trace.messaging import published
 
 __all__ = ["Bound", "default", "encode", "publish", "set_default", "subscribe"]
 
@@ -72,9 +73,13 @@ async def publish(
 ) -> None:
     """Publish ``payload`` (see :func:`encode`) to ``topic``'s subscribers now open."""
     b = default()
-    await b.broker.publish(
-        topic, encode(topic, payload, header), namespace=namespace or b.namespace
-    )
+    where = namespace or b.namespace
+
+    async def send(stored: dict[str, str]) -> None:
+        await b.broker.publish(topic, encode(topic, payload, stored), namespace=where)
+
+    # The trace's context travels in the message's header, to its subscribers' spans.
+    await published(topic, where, header or {}, send)
 
 
 def subscribe(topic: str, *, queue: str | None = None, namespace: str | None = None) -> Subscriber:

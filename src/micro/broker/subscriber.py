@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import typing
@@ -29,6 +30,7 @@ import msgspec
 
 from micro.broker._backend import check_queue, check_topic
 from micro.broker.base import Broker, Message, Subscriber
+from micro.trace.messaging import consumed
 
 __all__ = ["SubscriberSpec", "run_subscribers", "subscriber"]
 
@@ -101,7 +103,7 @@ def subscriber(
     return decorate
 
 
-async def _deliver(spec: SubscriberSpec, message: Message) -> None:
+async def _deliver(spec: SubscriberSpec, message: Message, namespace: str, service: str) -> None:
     try:
         arg = spec.decode(message)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
@@ -110,20 +112,24 @@ async def _deliver(spec: SubscriberSpec, message: Message) -> None:
         )
         return
     try:
-        await spec.handler(arg)
+        await consumed(
+            spec.topic, namespace, service, message.header, functools.partial(spec.handler, arg)
+        )
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("subscriber %s on %s failed", spec.name, spec.topic)
 
 
-async def _run(broker: Broker, spec: SubscriberSpec, namespace: str, sub: Subscriber) -> None:
+async def _run(
+    broker: Broker, spec: SubscriberSpec, namespace: str, sub: Subscriber, service: str
+) -> None:
     wait = RETRY_FIRST
     while True:
         try:
             async for message in sub:
                 wait = RETRY_FIRST
-                await _deliver(spec, message)
+                await _deliver(spec, message, namespace, service)
             return  # stopped: the broker closed
         except asyncio.CancelledError:
             raise
@@ -143,7 +149,7 @@ async def _run(broker: Broker, spec: SubscriberSpec, namespace: str, sub: Subscr
 
 
 async def run_subscribers(
-    broker: Broker, specs: list[SubscriberSpec], namespace: str
+    broker: Broker, specs: list[SubscriberSpec], namespace: str, *, service: str = ""
 ) -> list[asyncio.Task[None]]:
     """Subscribe every spec in ``namespace`` and serve it in a task of its own.
 
@@ -161,6 +167,8 @@ async def run_subscribers(
             await sub.stop()
         raise
     return [
-        asyncio.create_task(_run(broker, spec, namespace, sub), name=f"subscriber {spec.topic}")
+        asyncio.create_task(
+            _run(broker, spec, namespace, sub, service), name=f"subscriber {spec.topic}"
+        )
         for spec, sub in zip(specs, subs, strict=True)
     ]

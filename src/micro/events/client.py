@@ -26,6 +26,7 @@ from micro.events.proto import (
     TopicsResponse,
 )
 from micro.rpc.client import Client, ClientStream
+from micro.trace.messaging import published
 
 __all__ = ["RPCStream"]
 
@@ -66,16 +67,20 @@ class RPCStream(Stream):
         timestamp: float | None = None,
         namespace: str = "micro",
     ) -> Event:
-        req = PublishRequest(topic, bytes(payload), metadata or {}, timestamp or 0.0)
-        rsp = await self._client.call(
-            _SERVICE,
-            "Stream.Publish",
-            req,
-            response_type=PublishResponse,
-            metadata=_metadata(namespace),
-        )
-        event: Event = rsp.event
-        return event
+        async def send(stored: dict[str, str]) -> Event:
+            req = PublishRequest(topic, bytes(payload), stored, timestamp or 0.0)
+            rsp = await self._client.call(
+                _SERVICE,
+                "Stream.Publish",
+                req,
+                response_type=PublishResponse,
+                metadata=_metadata(namespace),
+            )
+            event: Event = rsp.event
+            return event
+
+        # The trace's context is stored on the event: its consumers continue the trace.
+        return await published(topic, namespace, metadata or {}, send)
 
     def consume(
         self,

@@ -9,6 +9,7 @@ event nacked (delivered again, up to ``retry_limit``, then dead-lettered).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import typing
@@ -19,6 +20,7 @@ from typing import Any
 import msgspec
 
 from micro.events.base import Delivery, Event, Offset, Stream
+from micro.trace.messaging import consumed
 
 __all__ = ["ConsumerSpec", "consumer", "run_consumers"]
 
@@ -84,7 +86,7 @@ def _argument(delivery: Delivery, tp: Any) -> Any:
     return msgspec.json.decode(event.payload, type=tp)
 
 
-async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
+async def _run(stream: Stream, spec: ConsumerSpec, namespace: str, service: str) -> None:
     while True:
         consumer = stream.consume(
             spec.topic,
@@ -98,7 +100,13 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
         try:
             async for delivery in consumer:
                 try:
-                    await spec.handler(_argument(delivery, spec.payload_type))
+                    await consumed(
+                        spec.topic,
+                        namespace,
+                        service,
+                        delivery.event.metadata,
+                        functools.partial(spec.handler, _argument(delivery, spec.payload_type)),
+                    )
                 except Exception:
                     log.exception(
                         "event handler %s failed on %r",
@@ -119,10 +127,13 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
 
 
 async def run_consumers(
-    stream: Stream, specs: list[ConsumerSpec], namespace: str
+    stream: Stream, specs: list[ConsumerSpec], namespace: str, *, service: str = ""
 ) -> list[asyncio.Task[None]]:
-    """Start one task per spec (cancel them to stop); each reconnects after a failure."""
+    """Start one task per spec (cancel them to stop); each reconnects after a failure.
+    Each event is handled in a span of ``service`` continuing its publisher's trace."""
     return [
-        asyncio.create_task(_run(stream, spec, namespace), name=f"micro-consume-{spec.topic}")
+        asyncio.create_task(
+            _run(stream, spec, namespace, service), name=f"micro-consume-{spec.topic}"
+        )
         for spec in specs
     ]

@@ -35,7 +35,18 @@ __all__ = ["CORE_SERVICES", "Client", "ClientStream", "Exchange"]
 T = TypeVar("T")
 
 CORE_SERVICES: Final = frozenset(
-    {"registry", "broker", "store", "config", "events", "auth", "runtime", "network", "proxy"}
+    {
+        "registry",
+        "broker",
+        "store",
+        "config",
+        "events",
+        "auth",
+        "runtime",
+        "network",
+        "proxy",
+        "trace",
+    }
 )
 """Services the server itself hosts: always reached through the proxy."""
 

@@ -36,6 +36,9 @@ from micro.server.gate import Gate
 from micro.server.proxy import Forwarder
 from micro.service import describe_endpoints
 from micro.settings import Settings, server_ssl
+from micro.trace.export import local_sink
+from micro.trace.export import setup as trace_setup
+from micro.trace.export import teardown as trace_teardown
 from micro.wire.transport import Address
 
 __all__ = ["MicroServer", "run_server", "secure_home", "serve_block"]
@@ -86,6 +89,10 @@ class MicroServer:
         names = list(BLOCKS)
         self.backends = build(names, self.settings)
         hosted = _host(self.rpc, names, self.backends, self.settings)
+        # The edges' and the proxy's spans go straight into the server's trace store.
+        trace_setup(
+            self.settings, service="micro", owner=self, sink=local_sink(self.backends["trace"])
+        )
         self.gate = Gate(self.backends["auth"])
         self.rpc.door = self.gate.door
         self.forwarder = Forwarder(
@@ -161,6 +168,7 @@ class MicroServer:
         if self.gate is not None:
             await self.gate.stop()
         await self.rpc.stop(grace=5.0)
+        await trace_teardown(self)
         await _close(self.backends)
         with contextlib.suppress(FileNotFoundError):
             (self.settings.home / "server" / "server.json").unlink()
@@ -281,6 +289,7 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
     from micro.envs import resolve_proxy
     from micro.registry.client import RPCRegistry
     from micro.rpc.upstream import ProxyUpstream
+    from micro.trace.export import rpc_sink
 
     _, proxy = resolve_proxy(settings)
     if not proxy:
@@ -298,12 +307,16 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
         raise ValueError(f"the {name} edge is off or not installed")
     bound: list[str] = []
 
+    owner = object()
+
     async def start() -> None:
         await routes.start()
+        trace_setup(settings, service=name, owner=owner, sink=rpc_sink(client))
         bound.append(await edge.start())
 
     async def stop() -> None:
         await edge.stop()
+        await trace_teardown(owner)
         await routes.stop()
         await upstream.close()
         await client.close()

@@ -143,6 +143,18 @@ def _network_handlers(backend: Any, settings: Settings) -> list[object]:
     return [Network(backend)]
 
 
+def _traces(settings: Settings, built: dict[str, Any]) -> Any:
+    from micro.trace.store import TraceStore
+
+    return TraceStore(max_traces=settings.trace_max_traces, max_bytes=settings.trace_max_bytes)
+
+
+def _trace_handlers(backend: Any, settings: Settings) -> list[object]:
+    from micro.trace.handler import Trace
+
+    return [Trace(backend)]
+
+
 BLOCKS: dict[str, Block] = {
     "registry": Block("registry", _plugin("registry"), _registry_handlers),
     "store": Block("store", _plugin("store"), _store_handlers),
@@ -158,6 +170,7 @@ BLOCKS: dict[str, Block] = {
         alone=False,
     ),
     "network": Block("network", _network, _network_handlers, requires=("registry",), alone=False),
+    "trace": Block("trace", _traces, _trace_handlers, alone=False),
 }
 """Every block, in the order they are built."""
 

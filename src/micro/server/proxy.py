@@ -30,6 +30,8 @@ from micro.auth.door import Door
 from micro.registry.base import Registry, Result
 from micro.rpc.client import CORE_SERVICES
 from micro.rpc.selector import Selector
+from micro.trace.edges import forward_failed, forward_span
+from micro.trace.span import Span
 from micro.wire import frames
 from micro.wire.connection import Connection, TaskEnd
 from micro.wire.pipe import pipe
@@ -214,15 +216,41 @@ class Forwarder:
 
     async def unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
         """Admit the call, then make it on a node of its service; the response body."""
-        upstream = await self._connection(header)
-        timeout = header.timeout / 1000 if header.timeout > 0 else None
-        return await upstream.unary(header, body, timeout)
+        span = self._span(header)
+        try:
+            upstream = await self._connection(header)
+            timeout = header.timeout / 1000 if header.timeout > 0 else None
+            data = await upstream.unary(header, body, timeout)
+        except BaseException as exc:
+            if span is not None:
+                forward_failed(span, exc)
+            raise
+        if span is not None:
+            span.end()
+        return data
 
     async def open_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
         """Admit the call, then open it on a node of its service (``first``: the request of
         a server stream; ``None`` when the caller sends messages)."""
-        upstream = await self._connection(header)
-        return upstream.open_stream(header, first)
+        span = self._span(header)
+        try:
+            upstream = await self._connection(header)
+            stream = upstream.open_stream(header, first)
+        except BaseException as exc:
+            if span is not None:
+                forward_failed(span, exc)
+            raise
+        if span is not None:
+            span.end()
+        return stream
+
+    def _span(self, header: frames.RequestHeader) -> Span | None:
+        """The forward's span, sent on as the callee's parent; none for the server's own
+        services (their callers' spans say it all)."""
+        local = self._local
+        if local is not None and local.hosts(header.service):
+            return None
+        return forward_span(header)
 
     async def _forward_unary(
         self,

@@ -1,0 +1,110 @@
+"""Trace context: W3C ``traceparent`` in and out, and the span the current task is in.
+
+A span's identity travels as ``traceparent`` (``00-<trace id>-<parent span id>-<flags>``,
+https://www.w3.org/TR/trace-context/): in the native wire's metadata, in HTTP headers and
+in gRPC metadata alike, and on events and broker messages (their metadata). Ids stay the
+lower-case hex strings they travel as: nothing on the hot path converts them to numbers.
+
+The current span is found in two places, cheapest first: an explicit one set with
+:func:`activate` (consumers, subscribers, the gateway, ``with micro.trace.span(...)``),
+else the one the server's middleware wrote into the call being served
+(:func:`micro.context.current`). :func:`current_ids` is what :mod:`micro.log` asks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar, Token
+from typing import Final, NamedTuple
+
+from micro.rpc import context as rpc_context
+
+__all__ = [
+    "TRACEPARENT",
+    "Parent",
+    "activate",
+    "current",
+    "current_ids",
+    "deactivate",
+    "format_parent",
+    "new_span_id",
+    "new_trace_id",
+    "parse",
+]
+
+TRACEPARENT: Final = "traceparent"
+"""The metadata key and HTTP header (lower case, as metadata keys are)."""
+
+_VALID: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE: Final = "0" * 32
+_ZERO_SPAN: Final = "0" * 16
+
+
+class Parent(NamedTuple):
+    """A span context: the trace, the span, and whether the trace is sampled."""
+
+    trace_id: str
+    span_id: str
+    sampled: bool
+
+
+_active: ContextVar[Parent | None] = ContextVar("micro_trace_span", default=None)
+
+
+def new_trace_id() -> str:
+    """32 random hex digits (never all zeros, which W3C reserves for "invalid")."""
+    return os.urandom(16).hex()
+
+
+def new_span_id() -> str:
+    """16 random hex digits."""
+    return os.urandom(8).hex()
+
+
+def parse(value: str | None) -> Parent | None:
+    """The span context a ``traceparent`` names; ``None`` for an absent or malformed one
+    (a caller's garbage starts a new trace rather than failing the call)."""
+    if value is None or len(value) != 55:
+        return None
+    found = _VALID.fullmatch(value)
+    if found is None:
+        return None
+    trace_id, span_id, flags = found.groups()
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return Parent(trace_id, span_id, int(flags, 16) & 1 == 1)
+
+
+def format_parent(trace_id: str, span_id: str, sampled: bool = True) -> str:
+    """The ``traceparent`` naming ``span_id`` of ``trace_id``."""
+    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+
+
+def activate(parent: Parent | None) -> Token[Parent | None]:
+    """Make ``parent`` the current span of this task (and the tasks it starts); undo with
+    :func:`deactivate`."""
+    return _active.set(parent)
+
+
+def deactivate(token: Token[Parent | None]) -> None:
+    """Undo an :func:`activate`."""
+    _active.reset(token)
+
+
+def current() -> Parent | None:
+    """The span this task is in: an activated one, else the served call's; ``None``
+    outside any trace."""
+    active = _active.get()
+    if active is not None:
+        return active
+    call = rpc_context.current()
+    if call is None:
+        return None
+    return parse(call.metadata.get(TRACEPARENT))
+
+
+def current_ids() -> tuple[str, str] | None:
+    """``(trace_id, span_id)`` of the current span, for logs; ``None`` outside a trace."""
+    found = current()
+    return None if found is None else (found.trace_id, found.span_id)
