@@ -1,0 +1,195 @@
+"""The pieces of tracing without a server: traceparent, the store's bounds, sampling,
+the middleware's parenting and logs' trace ids."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import pytest
+
+import micro.log
+from micro.rpc.context import Call
+from micro.rpc.types import ClientCall
+from micro.trace import SERVER, Parent, Recorder, SpanData, current_ids, parse, span
+from micro.trace.context import activate, deactivate, format_parent
+from micro.trace.middleware import ClientTracing, ServerTracing
+from micro.trace.store import MAX_SPANS, TraceStore, span_size
+from micro.trace.view import layout
+
+T = "4bf92f3577b34da6a3ce929d0e0e4736"
+S = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"00-{T}-{S}-01", Parent(T, S, True)),
+        (f"00-{T}-{S}-00", Parent(T, S, False)),
+        (f"00-{T}-{S}-03", Parent(T, S, True)),
+        (None, None),
+        ("", None),
+        (f"01-{T}-{S}-01", None),  # a version we do not speak
+        (f"00-{T.upper()}-{S}-01", None),  # upper case is invalid
+        (f"00-{'0' * 32}-{S}-01", None),  # all-zero ids are invalid
+        (f"00-{T}-{'0' * 16}-01", None),
+        (f"00-{T}-{S}-01-extra", None),
+        ("x" * 55, None),
+    ],
+)
+def test_traceparent_is_parsed_strictly(value: str | None, expected: Parent | None) -> None:
+    assert parse(value) == expected
+
+
+def test_format_round_trips() -> None:
+    assert parse(format_parent(T, S)) == Parent(T, S, True)
+    assert parse(format_parent(T, S, False)) == Parent(T, S, False)
+
+
+def _span(ns: str, trace: str, name: str = "x", size: int = 0) -> SpanData:
+    return SpanData(trace, secrets.token_hex(8), "", name + "y" * size, SERVER, 1, 2, "svc", ns)
+
+
+def test_the_store_keeps_traces_per_namespace_within_its_bounds() -> None:
+    store = TraceStore(max_traces=3, max_bytes=10**9)
+    for i in range(5):
+        store.add([_span("a", f"{i:032x}")])
+    store.add([_span("b", f"{9:032x}")])
+    # a's oldest two went; b's trace did not pay for a's
+    assert [t.id for t in store.search("a")] == [f"{i:032x}" for i in (4, 3, 2)]
+    assert [t.id for t in store.search("b")] == [f"{9:032x}"]
+    assert store.get("b", f"{4:032x}") == []  # another namespace's id: nothing
+
+
+def test_the_store_is_bounded_in_bytes_and_spans_per_trace() -> None:
+    one = span_size(_span("a", T, size=1000))
+    store = TraceStore(max_traces=100, max_bytes=one * 3)
+    for i in range(5):
+        store.add([_span("a", f"{i:032x}", size=1000)])
+    assert len(store) == 3
+    assert store.size <= one * 3
+    roomy = TraceStore()
+    roomy.add([_span("c", T) for _ in range(MAX_SPANS + 10)])
+    assert len(roomy.get("c", T)) == MAX_SPANS
+
+
+def test_spans_recorded_through_a_namespace_land_there_whatever_they_say() -> None:
+    store = TraceStore()
+    store.add([_span("victim", T)], "attacker")
+    assert store.get("victim", T) == []
+    [kept] = store.get("attacker", T)
+    assert kept.namespace == "attacker"
+
+
+def test_search_filters() -> None:
+    store = TraceStore()
+    ok = SpanData(T, S, "", "Orders.Place", SERVER, 0, 5_000_000, "orders", "n")
+    bad = SpanData("1" * 32, S, "", "Catalog.Get", SERVER, 0, 1_000_000, "catalog", "n", 500)
+    store.add([ok, bad])
+    assert [t.id for t in store.search("n", service="orders")] == [T]
+    assert [t.id for t in store.search("n", endpoint="catalog.get")] == ["1" * 32]
+    assert [t.id for t in store.search("n", status="error")] == ["1" * 32]
+    assert [t.id for t in store.search("n", status="ok")] == [T]
+    assert [t.id for t in store.search("n", status="500")] == ["1" * 32]
+    assert [t.id for t in store.search("n", min_duration_ms=2)] == [T]
+
+
+def test_layout_puts_children_under_parents() -> None:
+    root = SpanData(T, "a" * 16, "", "root", SERVER, 0, 100, "s", "n")
+    child = SpanData(T, "b" * 16, "a" * 16, "child", SERVER, 10, 50, "s", "n")
+    grandchild = SpanData(T, "c" * 16, "b" * 16, "grandchild", SERVER, 20, 30, "s", "n")
+    orphan = SpanData(T, "d" * 16, "e" * 16, "orphan", SERVER, 5, 6, "s", "n")
+    rows = layout([grandchild, orphan, child, root])
+    assert [(r.span.name, r.depth) for r in rows] == [
+        ("root", 0),
+        ("child", 1),
+        ("grandchild", 2),
+        ("orphan", 0),
+    ]
+    assert rows[1].offset == 10.0
+    assert rows[1].width == 40.0
+
+
+def _recorder(sample: float = 1.0) -> Recorder:
+    rec = Recorder()
+    rec.configure(service="svc", sample=sample)
+
+    async def sink(batch: list[SpanData]) -> None:
+        pass
+
+    rec.attach("test", sink, owner=rec)
+    return rec
+
+
+async def test_server_and_client_middleware_parent_each_other() -> None:
+    rec = _recorder()
+    server = ServerTracing("orders", rec)
+    client = ClientTracing("orders", rec)
+    sent: list[dict[str, str]] = []
+
+    async def send(call: ClientCall) -> Any:
+        sent.append(dict(call.metadata))
+        return b""
+
+    async def handler(call: Call) -> Any:
+        ids = current_ids()
+        out = ClientCall("catalog", "Catalog.Get", {"micro-namespace": "n"}, "", b"", 1.0)
+        await client(out, send)
+        return ids
+
+    call = Call("orders", "Orders.Place", {"traceparent": f"00-{T}-{S}-01"}, "")
+    ids = await server(call, handler)
+    served, made = rec.spans[1], rec.spans[0]
+    assert ids == (T, served.span_id)
+    assert served.parent_id == S
+    assert made.parent_id == served.span_id
+    assert sent[0]["traceparent"] == f"00-{T}-{made.span_id}-01"
+
+
+async def test_an_unsampled_trace_passes_through_unrecorded() -> None:
+    rec = _recorder()
+    server = ServerTracing("orders", rec)
+    unsampled = f"00-{T}-{S}-00"
+
+    async def handler(call: Call) -> Any:
+        return current_ids()
+
+    ids = await server(Call("orders", "X.Y", {"traceparent": unsampled}, ""), handler)
+    assert rec.spans == []
+    assert ids is None  # (the handler's calls carry the caller's traceparent on as it is)
+
+
+async def test_sample_zero_records_nothing() -> None:
+    rec = _recorder(sample=0.0)
+    server = ServerTracing("orders", rec)
+
+    async def handler(call: Call) -> Any:
+        return None
+
+    await server(Call("orders", "X.Y", {}, ""), handler)
+    await server(Call("orders", "X.Y", {"traceparent": f"00-{T}-{S}-01"}, ""), handler)
+    assert rec.spans == []
+
+
+def test_log_records_carry_the_trace_ids(caplog: pytest.LogCaptureFixture) -> None:
+    token = activate(Parent(T, S, True))
+    try:
+        record = logging.LogRecord("micro.app", logging.INFO, __file__, 1, "hi", None, None)
+        fields = micro.log.fields_of(record)
+    finally:
+        deactivate(token)
+    assert fields["trace_id"] == T
+    assert fields["span_id"] == S
+
+
+def test_a_span_block_is_current_and_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = _recorder()
+    monkeypatch.setattr("micro.trace.span.recorder", rec)
+    with span("price", basket="7") as made:
+        assert made is not None
+        assert current_ids() == (made.trace_id, made.span_id)
+    assert current_ids() is None
+    [kept] = rec.spans
+    assert kept.name == "price"
+    assert kept.attributes == {"basket": "7"}
