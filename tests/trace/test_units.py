@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from typing import Any
 
 import pytest
@@ -185,7 +186,7 @@ def test_log_records_carry_the_trace_ids(caplog: pytest.LogCaptureFixture) -> No
 
 def test_a_span_block_is_current_and_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     rec = _recorder()
-    monkeypatch.setattr("micro.trace.span.recorder", rec)
+    monkeypatch.setattr(sys.modules["micro.trace.span"], "recorder", rec)
     with span("price", basket="7") as made:
         assert made is not None
         assert current_ids() == (made.trace_id, made.span_id)
