@@ -9,6 +9,10 @@ Targets (issue "API gateway, gRPC edge, dynamic CLI commands and the network"):
   in the ASGI app itself), p50/p99 at 64 connections. Runs are interleaved.
 * throughput with 1 and with 1,000 registered services within 10% of each other (the
   route cache makes the registry's size irrelevant to a request).
+* tracing (issue 16): the same request on a second platform with tracing off
+  (``MICRO_TRACE_SAMPLE=0``, passed to its helloworld too) against the first one's default
+  (every trace recorded: the gateway's, the proxy's and helloworld's spans, kept by the
+  server): on >= 0.85x off. The two are measured alternately in the same run.
 
 wrk (Debian's ``wrk``) is the load generator; it is installed with apt-get when missing.
 """
@@ -107,34 +111,52 @@ def main() -> None:
     )
     micro(env, "run", str(ROOT / "examples" / "helloworld"))
     api = edges["api"]
+    untraced, untraced_env, untraced_edges = start_platform(
+        tempfile.mkdtemp(prefix="micro-bench-gateway-off-"),
+        extra_env={**quota, "MICRO_TRACE_SAMPLE": "0"},
+    )
+    micro(untraced_env, "run", str(ROOT / "examples" / "helloworld"))
+    off_api = untraced_edges["api"]
     echo_runs: list[dict[str, float]] = []
     ours_runs: list[dict[str, float]] = []
+    off_runs: list[dict[str, float]] = []
     many_runs: list[dict[str, float]] = []
     try:
-        for url in (f"http://{echo_addr}/", f"http://{api}/helloworld/call"):
+        for url in (
+            f"http://{echo_addr}/",
+            f"http://{api}/helloworld/call",
+            f"http://{off_api}/helloworld/call",
+        ):
             wrk(url, 2, args.connections, script)  # warm up
         for _ in range(args.runs):
             echo_runs.append(wrk(f"http://{echo_addr}/", args.seconds, args.connections, script))
             ours_runs.append(
                 wrk(f"http://{api}/helloworld/call", args.seconds, args.connections, script)
             )
+            off_runs.append(
+                wrk(f"http://{off_api}/helloworld/call", args.seconds, args.connections, script)
+            )
+        untraced.terminate()
+        untraced.wait(timeout=60)
         asyncio.run(register_many(env, args.services))
         for _ in range(args.runs):
             many_runs.append(
                 wrk(f"http://{api}/helloworld/call", args.seconds, args.connections, script)
             )
     finally:
-        for proc in (echo, server):
-            proc.terminate()
-            proc.wait(timeout=60)
+        for proc in (echo, server, untraced):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
 
     def med(runs: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
-    echo_rps, ours_rps, many_rps = (
+    echo_rps, ours_rps, many_rps, off_rps = (
         med(echo_runs, "rps"),
         med(ours_runs, "rps"),
         med(many_runs, "rps"),
+        med(off_runs, "rps"),
     )
     rows = [
         {"target": "bare ASGI echo", "rps": round(echo_rps), "p50_ms": med(echo_runs, "p50_ms"),
@@ -144,6 +166,9 @@ def main() -> None:
         {"target": f"same, {args.services} more services", "rps": round(many_rps),
          "p50_ms": med(many_runs, "p50_ms"), "p99_ms": med(many_runs, "p99_ms"),
          "ratio": round(many_rps / ours_rps, 2), "goal": ">= 0.9"},
+        {"target": "same, tracing off (MICRO_TRACE_SAMPLE=0)", "rps": round(off_rps),
+         "p50_ms": med(off_runs, "p50_ms"), "p99_ms": med(off_runs, "p99_ms"),
+         "ratio": round(ours_rps / off_rps, 2), "goal": "on/off >= 0.85"},
     ]  # fmt: skip
     print_table(
         f"POST /helloworld/call, {args.connections} connections, medians of {args.runs}", rows
@@ -151,7 +176,9 @@ def main() -> None:
     write_results(
         "gateway",
         {"echo": echo_runs, "gateway": ours_runs, "gateway_many_services": many_runs,
-         "ratio_to_echo": ours_rps / echo_rps, "ratio_many_to_one": many_rps / ours_rps},
+         "gateway_tracing_off": off_runs,
+         "ratio_to_echo": ours_rps / echo_rps, "ratio_many_to_one": many_rps / ours_rps,
+         "ratio_tracing_on_to_off": ours_rps / off_rps},
     )  # fmt: skip
 
 

@@ -4,6 +4,9 @@
                  node is): the client calls it directly.
 ``serve-proxy``  a real ``micro server`` plus a real helloworld service process; prints
                  the proxy's address, so the client's calls go through the proxy hop.
+``serve-traced`` ``serve`` with tracing on, sampled 100% (a service's default): the
+                 server's tracing middleware, spans exported in batches by the recorder
+                 (encoded as ``Trace.Record`` would send them; the socket write is left out).
 
 Both print ``READY <host:port>``. The client sends msgpack, the default of Python callers.
 """
@@ -29,6 +32,24 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "examples" / "helloworld"))
 
 
+def start_tracing(service: str) -> None:
+    """Turn this process's recorder on, sampling every trace, with a sink that encodes each
+    batch as the export to the server does (``Trace.Record``'s msgpack body)."""
+    import msgspec
+
+    from micro.trace import recorder
+    from micro.trace.proto import RecordRequest
+
+    encoder = msgspec.msgpack.Encoder()
+
+    async def sink(batch: list[Any]) -> None:
+        encoder.encode(RecordRequest(batch))
+
+    recorder.configure(service=service, sample=1.0)
+    recorder.attach("bench", sink, owner=sink)
+    recorder.start()
+
+
 class MicroHelloClient:
     """Calls ``helloworld`` ``Helloworld.Call`` at one address."""
 
@@ -36,10 +57,16 @@ class MicroHelloClient:
         self._client = client
 
     @classmethod
-    async def connect(cls, address: str) -> MicroHelloClient:
+    async def connect(cls, address: str, *, traced: bool = False) -> MicroHelloClient:
         from micro.rpc import Client
 
-        self = cls(Client(proxy=address))
+        middleware: list[Any] = []
+        if traced:
+            from micro.trace import ClientTracing
+
+            start_tracing("bench")
+            middleware.append(ClientTracing("bench"))
+        self = cls(Client(proxy=address, middleware=middleware))
         await self.call()
         return self
 
@@ -51,12 +78,18 @@ class MicroHelloClient:
         await self._client.close()
 
 
-async def _serve(host: str, port: int, auth: bool = False) -> None:
+async def _serve(host: str, port: int, auth: bool = False, traced: bool = False) -> None:
     from main import Helloworld  # examples/helloworld/main.py
 
     from micro.rpc import Server, endpoints_of
 
-    server = Server()
+    middleware: list[Any] = []
+    if traced:
+        from micro.trace import ServerTracing
+
+        start_tracing("helloworld")
+        middleware.append(ServerTracing("helloworld"))
+    server = Server(middleware=middleware)
     server.add("helloworld", endpoints_of(Helloworld()))
     if auth:
         # A door as every service has one: tokens bound to this service, verified with
@@ -128,16 +161,23 @@ def _serve_proxy(host: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["serve", "serve-auth", "serve-proxy"])
+    parser.add_argument("mode", choices=["serve", "serve-auth", "serve-traced", "serve-proxy"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     check_loopback(args.host)
     start_watchdog()
-    if args.mode in ("serve", "serve-auth"):
+    if args.mode in ("serve", "serve-auth", "serve-traced"):
         from micro.wire.transport import run
 
-        run(_serve(args.host, args.port, auth=args.mode == "serve-auth"))
+        run(
+            _serve(
+                args.host,
+                args.port,
+                auth=args.mode == "serve-auth",
+                traced=args.mode == "serve-traced",
+            )
+        )
     else:
         _serve_proxy(args.host)
 

@@ -137,7 +137,30 @@ def report(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ratios.append(out)
     if ratios:
         print_table("Ratios (same in-flight count; CPU = server process only)", ratios)
+    tracing = tracing_cost(by_key)
+    if tracing:
+        print_table("Tracing on (sampled 100%) vs off, same run (goal: >= 0.8x calls/s)", tracing)
     return ratios
+
+
+def tracing_cost(by_key: dict[tuple[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """micro-direct-traced against micro-direct at each in-flight count."""
+    rows: list[dict[str, Any]] = []
+    for (target, conc), traced in sorted(by_key.items()):
+        plain = by_key.get(("micro-direct", conc))
+        if target != "micro-direct-traced" or plain is None:
+            continue
+        rows.append(
+            {
+                "in flight": conc,
+                "calls/s off": plain.get("calls_per_s"),
+                "calls/s on": traced.get("calls_per_s"),
+                "on/off": _ratio(traced.get("calls_per_s"), plain.get("calls_per_s")),
+                "server CPU µs off": plain.get("server_cpu_us"),
+                "server CPU µs on": traced.get("server_cpu_us"),
+            }
+        )
+    return rows
 
 
 async def amain(args: argparse.Namespace) -> int:
@@ -172,6 +195,9 @@ async def amain(args: argparse.Namespace) -> int:
             "targets": {n: TARGETS[n].note for n in names},
             "rows": rows,
             "ratios": ratios,
+            "tracing": tracing_cost(
+                {(r["target"], r["concurrency"]): r for r in rows if r["status"] == "ok"}
+            ),
             "wall_seconds": round(time.monotonic() - started, 1),
         },
     )

@@ -89,6 +89,11 @@ def _script(name: str, mode: str = "serve") -> Callable[[str], list[str]]:
     return lambda tag: [sys.executable, str(RPC_DIR / name), mode, "--host", "127.0.0.1"]
 
 
+async def _micro_traced(address: str) -> Client:
+    c = await MicroHelloClient.connect(address, traced=True)
+    return Client(c.call, c.close)
+
+
 async def _raw(address: str) -> Client:
     c = await RawEchoClient.connect(address)
     return Client(c.call, c.close)
@@ -110,6 +115,12 @@ TARGETS: dict[str, Target] = {
         server_argv=_script("micro_hello.py"),
         connect=_micro,
         note="micro.rpc Server + Client, msgpack bodies, typed handler: a service node",
+    ),
+    "micro-direct-traced": Target(
+        "micro-direct-traced",
+        server_argv=_script("micro_hello.py", "serve-traced"),
+        connect=_micro_traced,
+        note="micro-direct with tracing on, sampled 100%: client and server spans, batched export",
     ),
     "micro-proxy": Target(
         "micro-proxy",

@@ -15,7 +15,7 @@ The names here are the framework's face::
 The building blocks are attributes of ``micro`` from the first line, typed for mypy and
 usable anywhere (a script, a unit test) without a :class:`Service`: ``micro.store``,
 ``micro.config``, ``micro.events``, ``micro.broker``, ``micro.client``, ``micro.errors``,
-``micro.log``, ``micro.registry``, ``micro.context``. Outside a service they act through
+``micro.log``, ``micro.registry``, ``micro.context``, ``micro.trace``. Outside a service they act through
 the environment's server (``MICRO_PROXY``, or the current ``micro env``). Each is imported
 on first use, so a service or ``micro --help`` starts fast.
 """
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import micro.log as log
     import micro.registry as registry
     import micro.store as store
+    import micro.trace as trace
     from micro.service import Service
 
 __all__ = [
@@ -51,10 +52,22 @@ __all__ = [
     "log",
     "registry",
     "store",
+    "trace",
 ]
 
 _MODULES = frozenset(
-    {"broker", "client", "config", "context", "errors", "events", "log", "registry", "store"}
+    {
+        "broker",
+        "client",
+        "config",
+        "context",
+        "errors",
+        "events",
+        "log",
+        "registry",
+        "store",
+        "trace",
+    }
 )
 
 

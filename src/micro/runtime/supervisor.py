@@ -48,6 +48,8 @@ _PASSED_THROUGH: Final = (
     "MICRO_LOG_FORMAT",
     "MICRO_REGISTER_TTL",
     "MICRO_REGISTER_INTERVAL",
+    "MICRO_TRACE_SAMPLE",
+    "MICRO_OTLP_ENDPOINT",
 )
 """The server's own ``MICRO_*`` variables a service inherits; the rest (its stores'
 addresses, the admin password) are the server's business only."""

@@ -2,14 +2,23 @@
 
 Both read the caller's ``traceparent`` (an HTTP header, native or gRPC metadata: all end
 up as call metadata), record a span in the namespace the call is made in, and send their
-own span on as the callee's parent. Failures to find a service, when nothing upstream
+own span on as the callee's parent. A door is where traces start, so it decides whether
+one is sampled: a trace it does not sample goes on marked so (``traceparent`` with the
+sampled flag off), and the services after it record nothing of it either. Failures to find a service, when nothing upstream
 traces the call, are not kept: anyone can name any service in any namespace, and such
 spans would only crowd out real traces.
 """
 
 from __future__ import annotations
 
-from micro.trace.context import TRACEPARENT, parse
+from micro.trace.context import (
+    TRACEPARENT,
+    Parent,
+    format_parent,
+    new_span_id,
+    new_trace_id,
+    parse,
+)
 from micro.trace.middleware import status_of
 from micro.trace.record import CLIENT, SERVER
 from micro.trace.span import Span, start
@@ -21,30 +30,33 @@ __all__ = ["forward_failed", "forward_span", "request_span"]
 def forward_span(header: RequestHeader) -> Span | None:
     """The proxy's span of a call it forwards; the call carries it on."""
     md = header.metadata
+    parent = parse(md.get(TRACEPARENT))
     span = start(
         f"{header.service} {header.endpoint}",
         CLIENT,
-        parent=parse(md.get(TRACEPARENT)),
+        parent=parent,
         service="proxy",
         namespace=md.get("micro-namespace") or "micro",
     )
-    if span is not None:
-        md[TRACEPARENT] = span.traceparent
+    _carry(md, span, parent)
     return span
 
 
 def request_span(name: str, metadata: dict[str, str], namespace: str) -> Span | None:
     """The gateway's span of an HTTP request; its call carries it on."""
-    span = start(
-        name[:200],
-        SERVER,
-        parent=parse(metadata.get(TRACEPARENT)),
-        service="api",
-        namespace=namespace,
-    )
+    parent = parse(metadata.get(TRACEPARENT))
+    span = start(name[:200], SERVER, parent=parent, service="api", namespace=namespace)
+    _carry(metadata, span, parent)
+    return span
+
+
+def _carry(metadata: dict[str, str], span: Span | None, parent: Parent | None) -> None:
+    """Send ``span`` on as the callee's parent; a trace started here but not sampled goes
+    on marked unsampled, and a caller's malformed ``traceparent`` does not go on at all."""
     if span is not None:
         metadata[TRACEPARENT] = span.traceparent
-    return span
+    elif parent is None:
+        metadata[TRACEPARENT] = format_parent(new_trace_id(), new_span_id(), False)
 
 
 def forward_failed(span: Span, exc: BaseException) -> None:

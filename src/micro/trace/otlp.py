@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
-from micro.trace.record import Sink, SpanData
+from micro.trace.record import Sink, SpanData, valid
 
 __all__ = ["otlp_sink", "to_readable"]
 
@@ -37,6 +37,8 @@ def to_readable(spans: list[SpanData]) -> list[Any]:
     kinds = list(SpanKind)
     out: list[Any] = []
     for span in spans:
+        if not valid(span):
+            continue
         key = (span.service, span.namespace)
         resource = resources.get(key)
         if resource is None:

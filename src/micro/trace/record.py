@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -36,6 +37,7 @@ __all__ = [
     "Sink",
     "SpanData",
     "recorder",
+    "valid",
 ]
 
 log = logging.getLogger("micro.trace")
@@ -76,6 +78,23 @@ class SpanData(msgspec.Struct, array_like=True, gc=False):
     def failed(self) -> bool:
         """True for an error status (a code of 400 and above, or an error detail)."""
         return self.status >= 400 or bool(self.error)
+
+
+_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
+
+
+def valid(span: SpanData) -> bool:
+    """Whether the span's ids are well formed (lower-case hex, not all zeros; the parent
+    empty or a span id). The hot path checks a caller's ``traceparent`` by its shape only;
+    this is the whole check, made where spans are kept or exported."""
+    return (
+        _TRACE_ID.fullmatch(span.trace_id) is not None
+        and _SPAN_ID.fullmatch(span.span_id) is not None
+        and (not span.parent_id or _SPAN_ID.fullmatch(span.parent_id) is not None)
+        and span.trace_id != "0" * 32
+        and span.span_id != "0" * 16
+    )
 
 
 Sink = Callable[[list[SpanData]], Awaitable[None]]
@@ -140,13 +159,16 @@ class Recorder:
         spans = self.spans
         spans.append(span)
         if len(spans) >= BATCH:
-            self._full()
+            self.full()
 
-    def _full(self) -> None:
+    def full(self) -> None:
+        """A batch is waiting: flush it now (called when the buffer reaches :data:`BATCH`)."""
         if self._wake is not None:
             self._wake.set()
-        excess = len(self.spans) - MAX_PENDING
-        if excess > 0:  # nobody flushes fast enough (or at all): keep the newest
+        if len(self.spans) > MAX_PENDING:
+            # Nobody flushes fast enough (or at all): keep the newest half, so that this
+            # costs once per MAX_PENDING // 2 spans, not on every span.
+            excess = len(self.spans) - MAX_PENDING // 2
             self.dropped += excess
             del self.spans[:excess]
 

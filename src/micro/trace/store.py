@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from micro.trace.proto import Summary
-from micro.trace.record import CLIENT, SpanData
+from micro.trace.record import CLIENT, SpanData, valid
 
 __all__ = ["MAX_SPANS", "TraceStore", "span_size"]
 
@@ -61,6 +61,8 @@ class TraceStore:
         """Keep ``spans`` in ``namespace`` (each span's own namespace when ``None``: spans
         the server records itself, in the namespace its door checked)."""
         for span in spans:
+            if not valid(span):  # a caller's malformed ids: not kept
+                continue
             ns = namespace or span.namespace
             if namespace is not None:
                 span.namespace = namespace
