@@ -194,3 +194,34 @@ def test_a_span_block_is_current_and_recorded(monkeypatch: pytest.MonkeyPatch) -
     [kept] = rec.spans
     assert kept.name == "price"
     assert kept.attributes == {"basket": "7"}
+
+
+def test_spans_with_malformed_ids_are_not_kept() -> None:
+    # The server's middleware checks a caller's traceparent by its shape only.
+    store = TraceStore()
+    bad_trace = SpanData("Z" * 32, S, "", "x", SERVER, 1, 2, "s", "n")
+    bad_parent = SpanData(T, S, "not-hex-at-all!!", "x", SERVER, 1, 2, "s", "n")
+    zero = SpanData("0" * 32, S, "", "x", SERVER, 1, 2, "s", "n")
+    store.add([bad_trace, bad_parent, zero])
+    assert len(store) == 0
+
+
+async def test_a_traceparent_of_the_right_shape_but_not_hex_records_nothing_kept() -> None:
+    rec = _recorder()
+    kept = TraceStore()
+
+    async def sink(batch: list[SpanData]) -> None:
+        kept.add(batch)
+
+    rec.attach("store", sink, owner=kept)
+    server = ServerTracing("orders", rec)
+
+    async def handler(call: Call) -> Any:
+        return None
+
+    forged = f"00-{'g' * 32}-{S}-01"
+    await server(
+        Call("orders", "X.Y", {"traceparent": forged, "micro-namespace": "n"}, ""), handler
+    )
+    await rec.flush()
+    assert kept.search("n") == []

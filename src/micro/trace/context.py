@@ -52,7 +52,11 @@ class Parent(NamedTuple):
     sampled: bool
 
 
-_active: ContextVar[Parent | None] = ContextVar("micro_trace_span", default=None)
+Active = tuple[str, str, bool]
+"""The current span as the context variable holds it: a :class:`Parent`, or the plain
+tuple the server's middleware sets (a NamedTuple costs it more than a tuple)."""
+
+_active: ContextVar[Active | None] = ContextVar("micro_trace_span", default=None)
 
 
 def new_trace_id() -> str:
@@ -86,13 +90,13 @@ def format_parent(trace_id: str, span_id: str, sampled: bool = True) -> str:
     return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
 
 
-def activate(parent: Parent | None) -> Token[Parent | None]:
+def activate(parent: Parent | None) -> Token[Active | None]:
     """Make ``parent`` the current span of this task (and the tasks it starts); undo with
     :func:`deactivate`."""
     return _active.set(parent)
 
 
-def deactivate(token: Token[Parent | None]) -> None:
+def deactivate(token: Token[Active | None]) -> None:
     """Undo an :func:`activate`."""
     _active.reset(token)
 
@@ -102,7 +106,7 @@ def current() -> Parent | None:
     outside any trace."""
     active = _active.get()
     if active is not None:
-        return active
+        return active if isinstance(active, Parent) else Parent(*active)
     call = rpc_context.current()
     if call is None:
         return None

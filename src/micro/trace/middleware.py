@@ -25,7 +25,7 @@ from micro.rpc.types import ClientCall, Handler, Next
 from micro.trace.context import (
     _ODD,
     TRACEPARENT,
-    Parent,
+    Active,
     _active,
     _bits,
     format_parent,
@@ -79,7 +79,7 @@ class ServerTracing:
             trace_id, parent_id = new_trace_id(), ""
         span_id = "%016x" % (_bits(64) or 1)  # new_span_id(), inlined: every call makes one
         # The call runs in a task of its own: set, never reset (nothing after it to see).
-        _active.set(Parent(trace_id, span_id, True))
+        _active.set((trace_id, span_id, True))
         status = 0
         error = ""
         start = time_ns()
@@ -128,7 +128,7 @@ class ClientTracing:
         if not rec.enabled or call.service in _UNTRACED:
             return await nxt(call)
         md = call.metadata
-        parent = _active.get()
+        parent: Active | None = _active.get()
         if parent is None:
             serving = rpc_context.current()
             if serving is not None:
@@ -143,10 +143,10 @@ class ClientTracing:
             if call.service in self.core or not rec.sinks or not rec.sample():
                 return await nxt(call)
             trace_id, parent_id = new_trace_id(), ""
-        elif parent.sampled:
-            trace_id, parent_id = parent.trace_id, parent.span_id
+        elif parent[2]:  # (indexed: the server's middleware sets a plain tuple)
+            trace_id, parent_id = parent[0], parent[1]
         else:
-            md[TRACEPARENT] = format_parent(parent.trace_id, parent.span_id, False)
+            md[TRACEPARENT] = format_parent(parent[0], parent[1], False)
             return await nxt(call)
         span_id = "%016x" % (_bits(64) or 1)  # new_span_id(), inlined: every call makes one
         md[TRACEPARENT] = f"00-{trace_id}-{span_id}-01"
