@@ -73,6 +73,7 @@ def trace(
                     click.echo(_span_json(span))
                 return
             rows = [["SPAN", "SERVICE", "KIND", "START", "DURATION", "STATUS"]]
+            first = min((s.start for s in spans), default=0)
             for row in layout(spans):
                 s = row.span
                 rows.append(
@@ -80,7 +81,7 @@ def trace(
                         "  " * row.depth + s.name,
                         s.service,
                         KINDS.get(s.kind, str(s.kind)),
-                        f"+{row.offset:.1f}%",
+                        f"+{(s.start - first) / 1e6:.2f}ms",
                         f"{row.duration_ms:.2f}ms",
                         status_text(s),
                     ]
