@@ -34,6 +34,8 @@ READ_ONLY = {
     "/events",
     "/events/{topic}",
     "/events/{topic}/tail",
+    "/traces",
+    "/traces/{trace_id}",
     "/accounts",
 }
 """Every route that answers GET, each read to be sure it changes nothing."""
