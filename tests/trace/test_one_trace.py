@@ -149,3 +149,31 @@ async def test_gateway_orders_catalog_events_billing_is_one_trace(
     assert indent["POST /orders/Orders/Place"] == 0
     assert indent["Catalog.Get"] > indent["catalog Catalog.Get"] > indent["Orders.Place"]
     assert indent["consume orders-placed"] > indent["publish orders-placed"]
+
+
+async def test_a_broker_message_carries_its_publishers_trace(
+    micro_namespace_env: MicroNamespace,
+) -> None:
+    ns = micro_namespace_env
+    got = asyncio.Event()
+    listener = micro.Service("listener")
+
+    @listener.subscribe("prices")
+    async def on_price(msg: Price) -> None:
+        got.set()
+
+    async with serving(listener):
+        await wait_for_service("listener", domain=ns.name)
+        with micro.trace.span("reprice") as outer:
+            assert outer is not None
+            await micro.broker.publish("prices", Price(cents=3))
+        async with asyncio.timeout(10):
+            await got.wait()
+        spans = await _trace(outer.trace_id, {"listener"})
+    published = [s for s in spans if s.kind == PRODUCER and s.name == "publish prices"]
+    consumed = [s for s in spans if s.kind == CONSUMER and s.name == "consume prices"]
+    assert len(published) == 1
+    assert len(consumed) == 1
+    assert published[0].parent_id == outer.span_id
+    assert consumed[0].parent_id == published[0].span_id
+    assert consumed[0].service == "listener"
