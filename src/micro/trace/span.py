@@ -134,15 +134,21 @@ def start(
         if not found.sampled:
             return None
         trace_id, parent_id = found.trace_id, found.span_id
-    if namespace is None:
+    if namespace is None or service is None:
         from micro.rpc import context as rpc_context
 
-        namespace = rpc_context.namespace()
+        serving = rpc_context.current()
+        if namespace is None:
+            namespace = rpc_context.namespace()
+        if service is None:
+            # The service serving the call this span is part of (several services may
+            # share a process, as in tests), else the process's.
+            service = serving.service if serving is not None else rec.service
     return Span(
         rec,
         name,
         kind,
-        rec.service if service is None else service,
+        service,
         namespace,
         trace_id,
         parent_id,
