@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import micro.log
+from micro.rpc import context as rpc_context
 from micro.rpc.context import Call
 from micro.rpc.types import ClientCall
 from micro.trace import SERVER, Parent, Recorder, SpanData, current_ids, parse, span
@@ -140,6 +141,7 @@ async def test_server_and_client_middleware_parent_each_other() -> None:
         return ids
 
     call = Call("orders", "Orders.Place", {"traceparent": f"00-{T}-{S}-01"}, "")
+    rpc_context._set(call)  # (what the server does for each call it serves)
     ids = await server(call, handler)
     served, made = rec.spans[1], rec.spans[0]
     assert ids == (T, served.span_id)
@@ -156,9 +158,12 @@ async def test_an_unsampled_trace_passes_through_unrecorded() -> None:
     async def handler(call: Call) -> Any:
         return current_ids()
 
-    ids = await server(Call("orders", "X.Y", {"traceparent": unsampled}, ""), handler)
+    call = Call("orders", "X.Y", {"traceparent": unsampled}, "")
+    rpc_context._set(call)
+    ids = await server(call, handler)
     assert rec.spans == []
-    assert ids is None  # (the handler's calls carry the caller's traceparent on as it is)
+    # Logs still carry the caller's ids; the handler's calls carry its traceparent on as is.
+    assert ids == (T, S)
 
 
 async def test_sample_zero_records_nothing() -> None:

@@ -5,10 +5,10 @@ https://www.w3.org/TR/trace-context/): in the native wire's metadata, in HTTP he
 in gRPC metadata alike, and on events and broker messages (their metadata). Ids stay the
 lower-case hex strings they travel as: nothing on the hot path converts them to numbers.
 
-The current span is found in two places, cheapest first: an explicit one set with
-:func:`activate` (consumers, subscribers, the gateway, ``with micro.trace.span(...)``),
-else the one the server's middleware wrote into the call being served
-(:func:`micro.context.current`). :func:`current_ids` is what :mod:`micro.log` asks.
+The current span is found in two places: an explicit one set with :func:`activate`
+(consumers, subscribers, ``with micro.trace.span(...)``), else the one the server's
+middleware left on the call being served (:func:`micro.context.current`), else the
+served call's own ``traceparent`` (a server that does not trace). :func:`current_ids` is what :mod:`micro.log` asks.
 """
 
 from __future__ import annotations
@@ -58,6 +58,10 @@ tuple the server's middleware sets (a NamedTuple costs it more than a tuple)."""
 
 _active: ContextVar[Active | None] = ContextVar("micro_trace_span", default=None)
 
+SERVING: Final = "micro.trace"
+"""The key of ``Call.values`` under which the server's middleware leaves the span of the
+call it serves (an :data:`Active`): cheaper than setting a context variable per call."""
+
 
 def new_trace_id() -> str:
     """32 random hex digits (never all zeros, which W3C reserves for "invalid").
@@ -65,12 +69,13 @@ def new_trace_id() -> str:
     Ids come from :mod:`random` (seeded from the OS), not from a cryptographic source: an
     id only has to be unique, and guessing one gains nothing, as traces are kept per
     namespace. It is five times cheaper, and every call makes one."""
-    return "%032x" % (_bits(128) or 1)
+    return (_bits(128) or 1).to_bytes(16, "little").hex()
 
 
 def new_span_id() -> str:
-    """16 random hex digits (never all zeros)."""
-    return "%016x" % (_bits(64) or 1)
+    """16 random hex digits (never all zeros). (``to_bytes().hex()``: the cheapest way
+    from random bits to hex digits, a third of ``"%016x" %``'s cost.)"""
+    return (_bits(64) or 1).to_bytes(8, "little").hex()
 
 
 def parse(value: str | None) -> Parent | None:
@@ -105,12 +110,14 @@ def current() -> Parent | None:
     """The span this task is in: an activated one, else the served call's; ``None``
     outside any trace."""
     active = _active.get()
-    if active is not None:
-        return active if isinstance(active, Parent) else Parent(*active)
-    call = rpc_context.current()
-    if call is None:
-        return None
-    return parse(call.metadata.get(TRACEPARENT))
+    if active is None:
+        call = rpc_context.current()
+        if call is None:
+            return None
+        active = call.values.get(SERVING)
+        if active is None:
+            return parse(call.metadata.get(TRACEPARENT))
+    return active if isinstance(active, Parent) else Parent(*active)
 
 
 def current_ids() -> tuple[str, str] | None:
