@@ -216,11 +216,32 @@ class Forwarder:
 
     async def unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
         """Admit the call, then make it on a node of its service; the response body."""
+        upstream = await self._connection(header)
+        timeout = header.timeout / 1000 if header.timeout > 0 else None
+        return await upstream.unary(header, body, timeout)
+
+    async def open_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
+        """Admit the call, then open it on a node of its service (``first``: the request of
+        a server stream; ``None`` when the caller sends messages)."""
+        upstream = await self._connection(header)
+        return upstream.open_stream(header, first)
+
+    def _span(self, header: frames.RequestHeader) -> Span | None:
+        """The span of a call forwarded for a caller on the native wire (the CLI, another
+        proxy), sent on as the callee's parent. Calls the edges hand over in process are
+        not a hop of their own: the gateway's span covers them, and the gRPC edge passes
+        its caller's context on as it came; the server's own services have their
+        callers' spans."""
+        local = self._local
+        if local is not None and local.hosts(header.service):
+            return None
+        return forward_span(header)
+
+    async def traced_unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
+        """:meth:`unary` in a span of the proxy's (for callers with no span of the edge's)."""
         span = self._span(header)
         try:
-            upstream = await self._connection(header)
-            timeout = header.timeout / 1000 if header.timeout > 0 else None
-            data = await upstream.unary(header, body, timeout)
+            data = await self.unary(header, body)
         except BaseException as exc:
             if span is not None:
                 forward_failed(span, exc)
@@ -229,13 +250,11 @@ class Forwarder:
             span.end()
         return data
 
-    async def open_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
-        """Admit the call, then open it on a node of its service (``first``: the request of
-        a server stream; ``None`` when the caller sends messages)."""
+    async def traced_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
+        """:meth:`open_stream` in a span of the proxy's."""
         span = self._span(header)
         try:
-            upstream = await self._connection(header)
-            stream = upstream.open_stream(header, first)
+            stream = await self.open_stream(header, first)
         except BaseException as exc:
             if span is not None:
                 forward_failed(span, exc)
@@ -243,14 +262,6 @@ class Forwarder:
         if span is not None:
             span.end()
         return stream
-
-    def _span(self, header: frames.RequestHeader) -> Span | None:
-        """The forward's span, sent on as the callee's parent; none for the server's own
-        services (their callers' spans say it all)."""
-        local = self._local
-        if local is not None and local.hosts(header.service):
-            return None
-        return forward_span(header)
 
     async def _forward_unary(
         self,
@@ -261,7 +272,7 @@ class Forwarder:
         body: bytes,
     ) -> None:
         try:
-            data = await self.unary(header, body)
+            data = await self.traced_unary(header, body)
             conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))
         except errors.MicroError as exc:
             conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, exc.to_json()))
@@ -277,7 +288,7 @@ class Forwarder:
         pump: asyncio.Task[None] | None = None
         try:
             first = None if flags & frames.NO_BODY else body
-            up = await self.open_stream(header, first)
+            up = await self.traced_stream(header, first)
             if first is None:
                 pump = asyncio.get_running_loop().create_task(_pump(down, up))
             await _pump(up, down)

@@ -57,11 +57,15 @@ class TraceStore:
     def __len__(self) -> int:
         return len(self._traces)
 
-    def add(self, spans: list[SpanData], namespace: str | None = None) -> None:
+    def add(
+        self, spans: list[SpanData], namespace: str | None = None, *, trusted: bool = False
+    ) -> None:
         """Keep ``spans`` in ``namespace`` (each span's own namespace when ``None``: spans
-        the server records itself, in the namespace its door checked)."""
+        the server records itself, in the namespace its door checked). Spans whose ids
+        are malformed are dropped, unless ``trusted`` (the server's own, whose ids it made
+        or parsed strictly)."""
         for span in spans:
-            if not valid(span):  # a caller's malformed ids: not kept
+            if not trusted and not valid(span):  # a caller's malformed ids: not kept
                 continue
             ns = namespace or span.namespace
             if namespace is not None:
