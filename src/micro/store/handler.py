@@ -12,9 +12,10 @@ from typing import Final, cast
 
 from micro import errors
 from micro.auth import access
-from micro.store.base import DEFAULT_TABLE, Order
+from micro.store.base import DEFAULT_TABLE, Order, Write
 from micro.store.base import Store as StoreBackend
 from micro.store.proto import (
+    CommitRequest,
     DatabasesResponse,
     DeleteRequest,
     EmptyResponse,
@@ -71,9 +72,23 @@ class Store:
         return ReadResponse(records)
 
     async def write(self, req: WriteRequest) -> EmptyResponse:
-        """Create or replace a record."""
+        """Create or replace a record; with ``if_version``, only while the stored version is
+        that (409 otherwise)."""
         database, table = _where(req.options.database, req.options.table, "Store.Write")
-        await self._backend.write(req.record, database=database, table=table)
+        await self._backend.write(
+            req.record, database=database, table=table, if_version=req.if_version
+        )
+        return EmptyResponse()
+
+    async def commit(self, req: CommitRequest) -> EmptyResponse:
+        """Several writes (each checked as a ``Write`` to its table) all or none; 409 and
+        nothing written when one version differs."""
+        database = req.options.database
+        writes: list[Write] = []
+        for w in req.writes:
+            database, table = _where(req.options.database, w.table, "Store.Commit")
+            writes.append(Write(w.record, table, w.if_version))
+        await self._backend.commit(writes, database=database)
         return EmptyResponse()
 
     async def delete(self, req: DeleteRequest) -> EmptyResponse:
