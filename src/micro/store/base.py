@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_TABLE",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "OUTBOX_SUFFIX",
     "Order",
     "Record",
     "Store",
@@ -54,6 +55,8 @@ __all__ = [
 
 DEFAULT_DATABASE: Final = "micro"
 DEFAULT_TABLE: Final = "micro"
+OUTBOX_SUFFIX: Final = ".outbox"
+"""Table ``<t>.outbox`` holds the events of table ``t``'s outbox (:mod:`micro.events.outbox`)."""
 MAX_KEY_BYTES: Final = 1024
 MAX_VALUE_BYTES: Final = 4 * 1024 * 1024
 """Default largest value; a store may be given another limit."""

@@ -12,7 +12,7 @@ from typing import Final, cast
 
 from micro import errors
 from micro.auth import access
-from micro.store.base import DEFAULT_TABLE, Order, Write
+from micro.store.base import DEFAULT_TABLE, OUTBOX_SUFFIX, Order, Write
 from micro.store.base import Store as StoreBackend
 from micro.store.proto import (
     CommitRequest,
@@ -42,9 +42,11 @@ def _where(database: str, table: str, endpoint: str) -> tuple[str, str]:
     must administer it (Micro's AuthorizeAdmin), or be the service whose table it is, and
     may not touch the platform's own tables."""
     where = (access.namespace(database, f"store.{endpoint}"), table or DEFAULT_TABLE)
-    if where in RESERVED:
+    # A table's outbox (micro.events.outbox) is its service's as the table itself is.
+    owner = where[1].removesuffix(OUTBOX_SUFFIX)
+    if where in RESERVED or (where[0], owner) in RESERVED:
         raise errors.Forbidden("store", f"table {where[1]} of database {where[0]} is reserved")
-    access.authorize_service(where[0], where[1])
+    access.authorize_service(where[0], owner)
     return where
 
 
