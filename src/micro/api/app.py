@@ -13,6 +13,8 @@ rules). Errors are Micro's JSON with the HTTP status of their code; an unknown s
 a 404. CORS is off unless ``MICRO_API_CORS_ORIGINS`` lists origins, and never allows credentials
 (:mod:`micro.api.cors`). Nothing a caller sends is kept without a bound (in bytes): the
 tokens' issuers, the routes of unknown services, the metrics of unknown endpoints.
+``/metrics`` answers platform admins only (a bearer token of an admin of ``micro``): its
+series name every namespace's services and endpoints.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ _ISSUERS_BYTES: Final = 4 * 1024 * 1024
 """What the cache of tokens' issuers (which namespace a token routes to) may hold."""
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _SPECIAL: Final = frozenset({"/", "/favicon.ico", "/openapi.json", "/metrics"})
+
+
+class _Text(msgspec.Struct):
+    text: str = ""
+
+
+_METRICS_TEXT: Final = msgspec.json.Decoder(_Text).decode
 
 
 def _version() -> str:
@@ -190,7 +199,12 @@ class Gateway:
             document = await self.openapi.document(req.namespace, names)
             await _reply(send, 200, document, _JSON_HEADERS + extra)
         elif path == "/metrics":
-            text = self.metrics.render()
+            # Platform admins only: the series name every namespace's services. The
+            # server's Debug.Metrics checks the caller (401/403) and adds the core's.
+            req = self.request(scope, "registry", "Debug.Metrics")
+            req.metadata["micro-namespace"] = "micro"
+            core = await self.upstream.unary(self.header(req), b"{}")
+            text = self.metrics.render() + _METRICS_TEXT(core).text.encode()
             headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
             await _reply(send, 200, text, headers)
 

@@ -1,0 +1,129 @@
+"""The metrics of one process: calls served per endpoint, calls in flight, events
+published and consumed, and the lag of the groups it consumes in.
+
+One :class:`ProcessMetrics` per process (:func:`default`), filled by one server
+middleware (:meth:`ProcessMetrics.middleware`, which every :class:`micro.Service` and
+``micro server`` put first) and by the events helpers; read through ``Debug.Metrics``
+(see :mod:`micro.debug`). Labels come from the code, never from callers: a server
+middleware only runs for endpoints the process hosts (an unknown endpoint is refused
+before it), topics and groups are the ones the service's code names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from micro import errors
+from micro.metrics.families import Registry
+from micro.rpc.context import Call
+from micro.rpc.types import Handler
+
+__all__ = ["EndpointStats", "ProcessMetrics", "default"]
+
+
+class EndpointStats(msgspec.Struct):
+    """One endpoint at a glance (the dashboard's row): totals since the process started
+    and latency quantiles (seconds) estimated from the histogram."""
+
+    service: str
+    endpoint: str
+    requests: int
+    errors: int
+    p50: float | None
+    p99: float | None
+
+
+class ProcessMetrics:
+    """The families of this process, in ``registry``."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+        self.started = time.time()
+        r = self.registry
+        self.requests = r.counter(
+            "micro_requests_total", "Calls served, by endpoint and code.",
+            ("service", "endpoint", "code"),
+        )  # fmt: skip
+        self.latency = r.histogram(
+            "micro_request_duration_seconds", "Time to serve a call (a stream: to start it).",
+            ("service", "endpoint"),
+        )  # fmt: skip
+        self.in_flight = r.gauge(
+            "micro_requests_in_flight", "Calls being served now.", ("service",)
+        )
+        self.published = r.counter(
+            "micro_events_published_total", "Events this process published.", ("topic",)
+        )
+        self.consumed = r.counter(
+            "micro_events_consumed_total", "Events this process handled (acked).",
+            ("topic", "group"),
+        )  # fmt: skip
+        self.lag = r.gauge(
+            "micro_events_consumer_lag", "Stored events a group has not been given yet.",
+            ("topic", "group"),
+        )  # fmt: skip
+
+    async def middleware(self, call: Call, nxt: Handler) -> Any:
+        """The server middleware: counts, times and tracks every call in flight."""
+        service, endpoint = call.service, call.endpoint
+        self.in_flight.set(service, value=self.in_flight.values.get((service,), 0.0) + 1)
+        started = time.perf_counter()
+        code = "200"
+        try:
+            return await nxt(call)
+        except errors.MicroError as exc:
+            code = str(exc.code)
+            raise
+        except BaseException:
+            code = "500"
+            raise
+        finally:
+            self.latency.observe(service, endpoint, seconds=time.perf_counter() - started)
+            self.requests.inc(service, endpoint, code)
+            self.in_flight.set(service, value=self.in_flight.values.get((service,), 1.0) - 1)
+
+    def watch_lag(self, topic: str, group: str, groups: Callable[[], Awaitable[Any]]) -> None:
+        """Keep ``micro_events_consumer_lag`` of ``group`` fresh at every scrape, from
+        ``groups()`` (the stream's :meth:`~micro.events.Stream.groups` of ``topic``)."""
+
+        async def collect() -> None:
+            for found in await groups():
+                if found.group == group:
+                    self.lag.set(topic, group, value=found.lag)
+
+        self.registry.collectors.append(collect)
+
+    def endpoints(self) -> list[EndpointStats]:
+        """Every endpoint served so far, with its totals and p50/p99."""
+        totals: dict[tuple[str, str], list[int]] = {}
+        for (service, endpoint, code), count in self.requests.values.items():
+            row = totals.setdefault((service, endpoint), [0, 0])
+            row[0] += int(count)
+            if not code.startswith(("2", "3")):
+                row[1] += int(count)
+        return [
+            EndpointStats(
+                service,
+                endpoint,
+                requests,
+                failed,
+                self.latency.quantile(0.5, service, endpoint),
+                self.latency.quantile(0.99, service, endpoint),
+            )
+            for (service, endpoint), (requests, failed) in sorted(totals.items())
+        ]
+
+
+_default: ProcessMetrics | None = None
+
+
+def default() -> ProcessMetrics:
+    """This process's metrics (made on first use)."""
+    global _default
+    if _default is None:
+        _default = ProcessMetrics()
+    return _default
