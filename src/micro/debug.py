@@ -62,12 +62,14 @@ class LogResponse(msgspec.Struct):
 
 class MetricsResponse(msgspec.Struct):
     """``text``: the Prometheus exposition; ``endpoints``: each served endpoint's totals
-    and p50/p99; ``started``/``timestamp``: unix seconds (a rate is requests over them)."""
+    and p50/p99, ``services`` the same per service; ``started``/``timestamp``: unix
+    seconds (a rate is requests over them)."""
 
     text: str
     started: float
     timestamp: float
     endpoints: list[EndpointStats]
+    services: list[EndpointStats] = []
 
 
 class Debug:
@@ -124,11 +126,12 @@ class Debug:
         else:
             access.authorize(self._namespace)
         if self._metrics is None:
-            return MetricsResponse("", self._started, time.time(), [])
+            return MetricsResponse("", self._started, time.time(), [], [])
         await self._metrics.registry.collect()
         return MetricsResponse(
             self._metrics.registry.render().decode(),
             self._metrics.started,
             time.time(),
             self._metrics.endpoints(),
+            self._metrics.endpoints(by_service=True),
         )

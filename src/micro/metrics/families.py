@@ -15,7 +15,17 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
-__all__ = ["BUCKETS", "OTHER", "UNKNOWN", "Counter", "Family", "Gauge", "Histogram", "Registry"]
+__all__ = [
+    "BUCKETS",
+    "OTHER",
+    "UNKNOWN",
+    "Counter",
+    "Family",
+    "Gauge",
+    "Histogram",
+    "Registry",
+    "quantile",
+]
 
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds of a latency histogram, in seconds."""
@@ -132,18 +142,15 @@ class Histogram(Family):
         """The ``q`` quantile of one series, interpolated in its bucket as Prometheus's
         ``histogram_quantile`` does; ``None`` with no observation."""
         series = self.series.get(labels)
-        if series is None or not series.count:
-            return None
-        rank = q * series.count
-        running, lower = 0, 0.0
-        for bound, count in zip((*BUCKETS, math.inf), series.buckets, strict=True):
-            if count and running + count >= rank:
-                if bound == math.inf:
-                    return lower  # beyond the last bound: its lower edge, as Prometheus
-                return lower + (bound - lower) * (rank - running) / count
-            running += count
-            lower = bound
-        return lower
+        return None if series is None else quantile(q, series.buckets)
+
+    def merged(self, match: Callable[[Labels], bool]) -> list[int]:
+        """The bucket counts of every series ``match`` accepts, added up."""
+        total = [0] * (len(BUCKETS) + 1)
+        for key, series in self.series.items():
+            if match(key):
+                total = [a + b for a, b in zip(total, series.buckets, strict=True)]
+        return total
 
     def render(self, keep: Callable[[Labels], bool]) -> list[str]:
         lines: list[str] = []
@@ -158,6 +165,25 @@ class Histogram(Family):
             lines.append(f"{self.name}_sum{self._labels(key)} {s.total!r}")
             lines.append(f"{self.name}_count{self._labels(key)} {s.count}")
         return lines
+
+
+def quantile(q: float, buckets: Sequence[int]) -> float | None:
+    """The ``q`` quantile of histogram ``buckets`` (counts per :data:`BUCKETS` bound, then
+    +Inf), interpolated in its bucket as Prometheus's ``histogram_quantile`` does; ``None``
+    with no observation."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = q * total
+    running, lower = 0, 0.0
+    for bound, count in zip((*BUCKETS, math.inf), buckets, strict=True):
+        if count and running + count >= rank:
+            if bound == math.inf:
+                return lower  # beyond the last bound: its lower edge, as Prometheus
+            return lower + (bound - lower) * (rank - running) / count
+        running += count
+        lower = bound
+    return lower
 
 
 Collector = Callable[[], Awaitable[None]]

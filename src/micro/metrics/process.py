@@ -11,6 +11,7 @@ before it), topics and groups are the ones the service's code names.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import msgspec
 
 from micro import errors
-from micro.metrics.families import Registry
+from micro.metrics.families import Registry, quantile
 from micro.rpc.context import Call
 from micro.rpc.types import Handler
 
@@ -97,25 +98,34 @@ class ProcessMetrics:
 
         self.registry.collectors.append(collect)
 
-    def endpoints(self) -> list[EndpointStats]:
-        """Every endpoint served so far, with its totals and p50/p99."""
+    def endpoints(self, *, by_service: bool = False) -> list[EndpointStats]:
+        """Every endpoint served so far, with its totals and p50/p99; ``by_service``:
+        one row per service instead (endpoint ``""``), its endpoints' histograms merged."""
         totals: dict[tuple[str, str], list[int]] = {}
         for (service, endpoint, code), count in self.requests.values.items():
-            row = totals.setdefault((service, endpoint), [0, 0])
+            row = totals.setdefault((service, "" if by_service else endpoint), [0, 0])
             row[0] += int(count)
             if not code.startswith(("2", "3")):
                 row[1] += int(count)
-        return [
-            EndpointStats(
-                service,
-                endpoint,
-                requests,
-                failed,
-                self.latency.quantile(0.5, service, endpoint),
-                self.latency.quantile(0.99, service, endpoint),
+        rows = []
+        for (service, endpoint), (requests, failed) in sorted(totals.items()):
+            buckets = self.latency.merged(functools.partial(_matches, service, endpoint))
+            rows.append(
+                EndpointStats(
+                    service,
+                    endpoint,
+                    requests,
+                    failed,
+                    quantile(0.5, buckets),
+                    quantile(0.99, buckets),
+                )
             )
-            for (service, endpoint), (requests, failed) in sorted(totals.items())
-        ]
+        return rows
+
+
+def _matches(service: str, endpoint: str, key: tuple[str, ...]) -> bool:
+    """A latency series of ``service`` (and ``endpoint``, unless it is empty)."""
+    return key[0] == service and (not endpoint or key[1] == endpoint)
 
 
 _default: ProcessMetrics | None = None
