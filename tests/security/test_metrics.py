@@ -36,6 +36,21 @@ def test_metrics_do_not_leak_across_namespaces(tenant: Tenant) -> None:
     assert status == 200
     assert b'service="platformonly"' in body  # the control: the platform admin sees all
 
+    # A service as a scrape target: /metrics?service=NAME, for accounts of its namespace.
+    own = {"Authorization": f"Bearer {tenant.token()}"}
+    status, _, body = http("GET", f"{server.api}/metrics?service=helloworld", headers=own)
+    assert status == 200, body[:200]
+    assert b'micro_requests_total{service="helloworld",endpoint="Helloworld.Call"' in body
+    for headers, name in (
+        ({**own, "Micro-Namespace": "micro"}, "platformonly"),
+        ({"Micro-Namespace": "micro"}, "platformonly"),
+        ({"Micro-Namespace": tenant.namespace}, "helloworld"),
+        (own, "registry"),
+    ):
+        status, _, body = http("GET", f"{server.api}/metrics?service={name}", headers=headers)
+        assert status in (400, 401, 403, 404), (name, status, body[:200])
+        assert b"micro_requests_total" not in body
+
     # The tenant's own service answers its metrics, and only its own.
     mine = tenant.micro("call", "helloworld", "Debug.Metrics")
     assert mine.returncode == 0, mine.stderr

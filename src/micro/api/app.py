@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -36,6 +37,7 @@ from micro.api.openapi import LIST_SERVICES, OpenAPI, service_names
 from micro.api.resolve import resolve, subdomain_namespace, token_issuer
 from micro.codec import JSON
 from micro.registry.routes import EndpointInfo, Routes
+from micro.rpc.client import CORE_SERVICES
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
 from micro.wire.frames import MAX_BODY, RequestHeader
@@ -199,14 +201,29 @@ class Gateway:
             document = await self.openapi.document(req.namespace, names)
             await _reply(send, 200, document, _JSON_HEADERS + extra)
         elif path == "/metrics":
-            # Platform admins only: the series name every namespace's services. The
-            # server's Debug.Metrics checks the caller (401/403) and adds the core's.
+            await self._metrics(scope, extra, send)
+
+    async def _metrics(self, scope: Scope, extra: list[Any], send: Send) -> None:
+        """``/metrics``: the server's, for platform admins only (its series name every
+        namespace's services; the server's ``Debug.Metrics`` checks the caller, 401/403,
+        and adds the core services' series). ``/metrics?service=NAME``: that service's
+        own ``Debug.Metrics`` as Prometheus text, as a call to it (the namespace and its
+        rules as for any call; only accounts of the namespace), so each service can be a
+        scrape target."""
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        service = query.get("service", "")
+        if service:
+            if service in CORE_SERVICES:
+                raise errors.BadRequest(_ID, f"{service} is the server's: GET /metrics")
+            req = self.request(scope, service, "Debug.Metrics")
+            text = _METRICS_TEXT(await self.upstream.unary(self.header(req), b"{}")).text
+        else:
             req = self.request(scope, "registry", "Debug.Metrics")
             req.metadata["micro-namespace"] = "micro"
             core = await self.upstream.unary(self.header(req), b"{}")
-            text = self.metrics.render() + _METRICS_TEXT(core).text.encode()
-            headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
-            await _reply(send, 200, text, headers)
+            text = self.metrics.render().decode() + _METRICS_TEXT(core).text
+        headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
+        await _reply(send, 200, text.encode(), headers)
 
     # -- pieces shared with streaming --------------------------------------------------------
 
