@@ -37,6 +37,7 @@ import msgspec
 
 from micro import errors
 from micro.events.base import Stream
+from micro.metrics.process import default as default_metrics
 from micro.store.base import DEFAULT_TABLE, OUTBOX_SUFFIX, Record, Store, Write
 
 __all__ = ["IDEMPOTENCY_KEY", "OUTBOX_SUFFIX", "Message", "Outbox"]
@@ -159,6 +160,7 @@ class Outbox:
                     namespace=self.namespace,
                 )
                 await self.store.delete(entry.key, database=self.database, table=self.outbox_table)
+                default_metrics().published.inc(message.topic)
                 published += 1
         return published
 
