@@ -41,6 +41,10 @@ async def test_write_publishes_its_events_once_and_a_conflict_nothing() -> None:
     assert len(await stream.read("orders", namespace="shop")) == 1
     assert await store.list(database="shop", table="orders.outbox") == []
     assert await outbox.relay() == 0
+    # An entry no relay could ever publish is dropped, not retried for ever.
+    await store.write(Record("0-bad", b"\xc1"), database="shop", table="orders.outbox")
+    assert await outbox.relay() == 0
+    assert await store.list(database="shop", table="orders.outbox") == []
     await stream.close()
 
 

@@ -144,8 +144,16 @@ class Outbox:
             for entry in records:
                 try:
                     message = _decode(entry.value)
-                except msgspec.DecodeError:
-                    log.error("outbox: entry %s of %s is unreadable", entry.key, self.outbox_table)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    # Never publishable: dropped (and said so), or every relay would stop here.
+                    log.error(
+                        "outbox: entry %s of %s is unreadable; dropped",
+                        entry.key,
+                        self.outbox_table,
+                    )
+                    await self.store.delete(
+                        entry.key, database=self.database, table=self.outbox_table
+                    )
                     continue
                 try:
                     await self.store.read(
