@@ -80,6 +80,7 @@ from micro.events._nats_consumer import (
     _short,
     _token,
     _untoken,
+    group_config,
 )
 
 __all__ = ["NatsStream"]
@@ -585,15 +586,7 @@ class NatsStream(Stream):
                 config = (await self._jsm.consumer_info(name, durable)).config
                 await self._jsm.delete_consumer(name, durable)
             except js_errors.NotFoundError:
-                config = api.ConsumerConfig(
-                    name=durable,
-                    durable_name=durable,
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    ack_wait=30.0,
-                    max_deliver=-1,
-                    filter_subject=self._subject(namespace, topic),
-                    max_ack_pending=-1,
-                )
+                config = group_config(durable, self._subject(namespace, topic), 30.0)
             config.opt_start_time = None
             if start is None:
                 config.deliver_policy, config.opt_start_seq = api.DeliverPolicy.NEW, None
