@@ -93,6 +93,13 @@ class Counter(Family):
         key = self._key(labels, self.values)
         self.values[key] = self.values.get(key, 0.0) + by
 
+    def key(self, *labels: str) -> Labels:
+        """The series of ``labels`` (made at 0; :data:`OTHER` past the limit): a hot path
+        adds to ``values[key]`` itself, with no bounding work per call."""
+        key = self._key(labels, self.values)
+        self.values.setdefault(key, 0.0)
+        return key
+
     def render(self, keep: Callable[[Labels], bool]) -> list[str]:
         return [
             f"{self.name}{self._labels(k)} {_number(v)}"
@@ -119,6 +126,11 @@ class _Series:
         self.count = 0
         self.total = 0.0
 
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+
 
 class Histogram(Family):
     """Durations in :data:`BUCKETS`, with their sum and count."""
@@ -130,13 +142,15 @@ class Histogram(Family):
         self.series: dict[Labels, _Series] = {}
 
     def observe(self, *labels: str, seconds: float) -> None:
+        self.series_of(*labels).observe(seconds)
+
+    def series_of(self, *labels: str) -> _Series:
+        """The series of ``labels`` (:data:`OTHER`'s past the limit), to observe into."""
         key = self._key(labels, self.series)
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = _Series()
-        series.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
-        series.count += 1
-        series.total += seconds
+        return series
 
     def quantile(self, q: float, *labels: str) -> float | None:
         """The ``q`` quantile of one series, interpolated in its bucket as Prometheus's

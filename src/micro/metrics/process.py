@@ -38,12 +38,25 @@ class EndpointStats(msgspec.Struct):
     p99: float | None
 
 
+class _Slot:
+    """One endpoint's series, resolved once: its 200s, its latency, its service's
+    calls in flight."""
+
+    __slots__ = ("in_flight", "latency", "ok")
+
+    def __init__(self, ok: tuple[str, ...], latency: Any, in_flight: tuple[str, ...]) -> None:
+        self.ok = ok
+        self.latency = latency
+        self.in_flight = in_flight
+
+
 class ProcessMetrics:
     """The families of this process, in ``registry``."""
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or Registry()
         self.started = time.time()
+        self._slots: dict[tuple[str, str], _Slot] = {}
         r = self.registry
         self.requests = r.counter(
             "micro_requests_total", "Calls served, by endpoint and code.",
@@ -69,11 +82,16 @@ class ProcessMetrics:
         )  # fmt: skip
 
     async def middleware(self, call: Call, nxt: Handler) -> Any:
-        """The server middleware: counts, times and tracks every call in flight."""
-        service, endpoint = call.service, call.endpoint
-        self.in_flight.set(service, value=self.in_flight.values.get((service,), 0.0) + 1)
+        """The server middleware: counts, times and tracks every call in flight. Each
+        endpoint's series are looked up once (:class:`_Slot`), so a call costs a few
+        additions."""
+        slot = self._slots.get((call.service, call.endpoint))
+        if slot is None:
+            slot = self._slot(call.service, call.endpoint)
+        flight = self.in_flight.values
+        flight[slot.in_flight] += 1
         started = time.perf_counter()
-        code = "200"
+        code = ""
         try:
             return await nxt(call)
         except errors.MicroError as exc:
@@ -83,9 +101,22 @@ class ProcessMetrics:
             code = "500"
             raise
         finally:
-            self.latency.observe(service, endpoint, seconds=time.perf_counter() - started)
-            self.requests.inc(service, endpoint, code)
-            self.in_flight.set(service, value=self.in_flight.values.get((service,), 1.0) - 1)
+            slot.latency.observe(time.perf_counter() - started)
+            if code:
+                self.requests.inc(call.service, call.endpoint, code)
+            else:
+                self.requests.values[slot.ok] += 1
+            flight[slot.in_flight] -= 1
+
+    def _slot(self, service: str, endpoint: str) -> _Slot:
+        slot = _Slot(
+            self.requests.key(service, endpoint, "200"),
+            self.latency.series_of(service, endpoint),
+            self.in_flight.key(service),
+        )
+        if len(self._slots) < self.registry.max_series:  # past it, looked up every time
+            self._slots[(service, endpoint)] = slot
+        return slot
 
     def watch_lag(self, topic: str, group: str, groups: Callable[[], Awaitable[Any]]) -> None:
         """Keep ``micro_events_consumer_lag`` of ``group`` fresh at every scrape, from
