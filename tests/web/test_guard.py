@@ -34,6 +34,7 @@ READ_ONLY = {
     "/events",
     "/events/{topic}",
     "/events/{topic}/tail",
+    "/metrics",
     "/accounts",
 }
 """Every route that answers GET, each read to be sure it changes nothing."""
@@ -101,6 +102,7 @@ def test_every_page_works_under_its_content_security_policy(
         "/config",
         "/events",
         "/events/webtopic",
+        "/metrics",
         "/accounts",
         "/store/micro/webtest/record",  # the error page
     ):
