@@ -3,7 +3,9 @@
 ``Debug.Metrics`` answers a service's Prometheus metrics (:mod:`micro.metrics`) to accounts
 of the service's namespace (and platform admins) that its rules let call it: even where a
 namespace's rules open its services to other namespaces' accounts, its metrics stay its
-own. The server's own (core services) are for platform admins only.
+own. ``Debug.Stats`` and ``Debug.Log`` (recent log lines) are held the same way; only
+``Debug.Health`` answers whoever may call the service. The server's own (the core
+services', whose logs speak of every namespace) are for platform admins only.
 """
 
 from __future__ import annotations
@@ -95,8 +97,18 @@ class Debug:
         """Answers ``ok`` while the service serves."""
         return HealthResponse()
 
+    def _check(self) -> None:
+        """Only accounts of the service's namespace (or, ``admins_only``, platform admins)."""
+        from micro.auth import access
+
+        if self._admins_only:
+            access.authorize_admin("micro")
+        else:
+            access.authorize(self._namespace)
+
     async def stats(self) -> StatsResponse:
         """Counters of this process."""
+        self._check()
         now = int(time.time())
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return StatsResponse(
@@ -112,6 +124,7 @@ class Debug:
 
     async def log(self, req: LogRequest) -> LogResponse:
         """The last ``count`` records (all kept if 0) newer than ``since`` (unix seconds)."""
+        self._check()
         records: list[dict[str, Any]] = [r for r in ring.records if r["timestamp"] >= req.since]
         if req.count > 0:
             records = records[-req.count :]
@@ -119,12 +132,7 @@ class Debug:
 
     async def metrics(self) -> MetricsResponse:
         """This process's metrics: the Prometheus text and a summary per endpoint."""
-        from micro.auth import access
-
-        if self._admins_only:
-            access.authorize_admin("micro")
-        else:
-            access.authorize(self._namespace)
+        self._check()
         if self._metrics is None:
             return MetricsResponse("", self._started, time.time(), [], [])
         await self._metrics.registry.collect()

@@ -59,15 +59,18 @@ def test_metrics_do_not_leak_across_namespaces(tenant: Tenant) -> None:
     assert [e["endpoint"] for e in answer["endpoints"]] == ["Helloworld.Call"]
     assert "platformonly" not in mine.stdout
     # Another namespace's service, and the server's own metrics, are out of reach.
-    for args in (
-        ("-n", "micro", "call", "platformonly", "Debug.Metrics"),
-        ("call", "registry", "Debug.Metrics"),
-        ("-n", "micro", "call", "registry", "Debug.Metrics"),
-    ):
-        refused = tenant.micro(*args)
-        assert refused.returncode != 0, (args, refused.stdout[:200])
-        assert "micro_requests_total" not in refused.stdout
-        assert "Traceback" not in refused.stderr
+    # (Before, the micro namespace's rules let a tenant read a platform service's Debug.Log
+    # and Debug.Stats, and the server's, whose logs speak of every namespace.)
+    for target in (("-n", "micro", "call", "platformonly"), ("call", "registry"),
+                   ("-n", "micro", "call", "registry")):  # fmt: skip
+        for endpoint in ("Debug.Metrics", "Debug.Log", "Debug.Stats"):
+            refused = tenant.micro(*target, endpoint)
+            assert refused.returncode != 0, (target, endpoint, refused.stdout[:200])
+            assert "micro_requests_total" not in refused.stdout
+            assert "records" not in refused.stdout
+            assert "Traceback" not in refused.stderr
+    assert tenant.micro("-n", "micro", "call", "platformonly", "Debug.Health").returncode == 0
+    assert tenant.micro("call", "helloworld", "Debug.Log").returncode == 0  # its own
 
     # Consumer groups and store commits stay in the caller's namespace.
     assert server.micro("events", "publish", "audit", "{}").returncode == 0
