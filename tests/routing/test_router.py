@@ -296,6 +296,42 @@ async def test_a_crashing_dependency_opens_its_breaker_then_a_probe_closes_it(
         await client.close()
 
 
+async def test_a_crashed_process_is_failed_fast_until_it_is_back(
+    registry: MemoryRegistry, nodes: list[Node_], clock: Clock, policies: Policies
+) -> None:
+    await _register(registry, nodes[:1])
+    _set_policy(policies, {"breaker": {"open_for": "5s"}})
+    client = _client(Router(RouteTable(registry), policies=policies))
+    node = nodes[0]
+    try:
+        async with asyncio.timeout(BOUND):
+            assert await client.call(SERVICE, "Flaky.Write", Req("a")) == "wrote a"
+            await node.stop()  # its process is gone: connections refused from now on
+            # The calls that find it gone fail with what happened (a lost connection, a
+            # refused one); the refusal opens the node's breaker at once.
+            seen: list[errors.MicroError] = []
+            for _ in range(3):
+                try:
+                    await client.call(SERVICE, "Flaky.Write", Req("b"))
+                except errors.ServiceUnavailable as exc:
+                    seen.append(exc)
+                    if isinstance(exc, CircuitOpen):
+                        break
+            assert isinstance(seen[-1], CircuitOpen), seen
+            assert isinstance(seen[0], errors.ConnectionError), seen
+            detail = seen[-1].detail
+            assert "circuit breakers of every node of service flaky are open" in detail
+            await node.start()  # back, on the same address
+            with pytest.raises(CircuitOpen):
+                await client.call(SERVICE, "Flaky.Write", Req("d"))  # still open
+            clock.now += 5.0
+            assert await client.call(SERVICE, "Flaky.Write", Req("e")) == "wrote e"  # probe
+            assert await client.call(SERVICE, "Flaky.Write", Req("f")) == "wrote f"
+    finally:
+        await client.close()
+    assert node.handler.attempts["write"] == 3
+
+
 async def test_a_half_open_breaker_lets_one_probe_through_and_reopens_on_its_failure(
     registry: MemoryRegistry, nodes: list[Node_], clock: Clock, policies: Policies
 ) -> None:
