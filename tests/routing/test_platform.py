@@ -79,6 +79,20 @@ async def test_the_proxy_follows_a_namespaces_policies(
 ) -> None:
     ns = micro_namespace_env
     assert await proxied.call("flaky", "Flaky.Read", Req("a")) == "read a"
+    # A tenant's own process routes too, on its namespace's routes, watched once.
+    direct = micro.client.new_client()
+    try:
+        assert await direct.call("flaky", "Flaky.Read", Req("d")) == "read d"
+        assert direct.router is not None
+        table = direct.router.table
+        for _ in range(int(BOUND / 0.05)):
+            if table.watching:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the tenant's registry watch never ran")
+    finally:
+        await direct.close()
     for path, value in (("retries", "3"), ("backoff", "1ms"), ("breaker.failures", "1000")):
         await asyncio.to_thread(_config, ns, path, value)
     flaky.failing = True

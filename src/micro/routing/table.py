@@ -138,6 +138,11 @@ class RouteTable:
         self.generation = 0
         """Bumped on every registry change (for caches built on top, like OpenAPI)."""
 
+    @property
+    def watching(self) -> bool:
+        """Whether the registry watch is running now (else entries are re-read sooner)."""
+        return self._watching
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:

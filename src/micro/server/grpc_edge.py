@@ -23,7 +23,7 @@ pass through as bytes, never decoded on the way:
   wire (a stream of messages each way), so every method is served as a bidi stream, and the
   edge decides after an awaitable lookup which native call to make: unary, or a server-,
   client- or bidi stream, from the endpoint's ``stream_type`` in the server's cached
-  routes (:mod:`micro.registry.routes`). An endpoint the registry does not list is called
+  routes (:mod:`micro.routing.table`). An endpoint the registry does not list is called
   as unary, so the door and the service answer for it.
 * **Metadata** (lower case) becomes call metadata, except ``grpc-*`` keys and binary
   ``-bin`` ones; ``authorization`` and ``micro-namespace`` reach the door as they are.
