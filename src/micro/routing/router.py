@@ -39,6 +39,9 @@ __all__ = ["Router"]
 _RETRIED: Final = frozenset({502, 503, 504})
 """Answers after which an idempotent call is made again (the callee failed, not the call)."""
 
+_MAX_BREAKERS: Final = 4096
+"""Node breakers kept before those not open are forgotten."""
+
 Key = tuple[str, str]
 
 
@@ -152,13 +155,12 @@ class Router:
     # -- outcomes -------------------------------------------------------------------------
 
     def succeeded(self, key: Key, address: str) -> None:
-        """A call to ``address`` worked: its breakers close."""
-        node = self._nodes.get(address)
-        if node is not None:
-            node.succeeded()
-        service = self._services.get(key)
-        if service is not None:
-            service.succeeded()
+        """A call to ``address`` worked: its breakers close (a closed breaker with no
+        failures is no breaker at all: nodes come and go, their entries must not stay)."""
+        if address in self._nodes:
+            del self._nodes[address]
+        if key in self._services:
+            del self._services[key]
 
     def failed(
         self, key: Key, address: str, exc: errors.MicroError, policy: Policy, *, sent: bool
@@ -171,6 +173,8 @@ class Router:
         now = time.monotonic()
         node = self._nodes.get(address)
         if node is None:
+            if len(self._nodes) >= _MAX_BREAKERS:
+                self._prune(now)
             node = self._nodes[address] = Breaker()
         node.failed(now, policy.breaker_failures, policy.breaker_open_for, at_once=not sent)
         if isinstance(exc, errors.ConnectionError):
@@ -181,6 +185,11 @@ class Router:
         if service is None:
             service = self._services[key] = Breaker()
         service.failed(now, policy.breaker_failures, policy.breaker_open_for)
+
+    def _prune(self, now: float) -> None:
+        """Forget the breakers of nodes not open now (gone nodes never report success)."""
+        for address in [a for a, b in self._nodes.items() if b.allows(now)]:
+            del self._nodes[address]
 
     def budget(self, key: Key, policy: Policy) -> RetryBudget:
         """The retry budget of calls to a service."""
