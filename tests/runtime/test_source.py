@@ -222,7 +222,24 @@ def test_unpack_refuses_a_hostile_archive(tmp_path: Path, make: object) -> None:
         ("git@github.com:org/repo", GitSource("git@github.com:org/repo", None)),
         ("git@github.com:org/repo.git@v1", GitSource("git@github.com:org/repo.git", "v1")),
         ("github.com/org/repo", GitSource("https://github.com/org/repo", None)),
-        ("github.com/org/repo/sub@abc123", GitSource("https://github.com/org/repo/sub", "abc123")),
+        (
+            "github.com/org/repo/sub@abc123",
+            GitSource("https://github.com/org/repo", "abc123", "sub"),
+        ),
+        (
+            "file:///srv/git/mono.git//services/hello@v1",
+            GitSource("file:///srv/git/mono.git", "v1", "services/hello"),
+        ),
+        (
+            "file:///srv/git/mono.git/services/hello@feature/x",
+            GitSource("file:///srv/git/mono.git", "feature/x", "services/hello"),
+        ),
+        (
+            "https://git.example.com/a/b/c//svc",
+            GitSource("https://git.example.com/a/b/c", None, "svc"),
+        ),
+        ("git@github.com:org/repo//a/b@v1", GitSource("git@github.com:org/repo", "v1", "a/b")),
+        ("gitlab.com/org/repo/x/y", GitSource("https://gitlab.com/org/repo", None, "x/y")),
         (
             "  github.com/org/repo@release/2.0 ",
             GitSource("https://github.com/org/repo", "release/2.0"),
@@ -241,6 +258,13 @@ def test_unpack_refuses_a_hostile_archive(tmp_path: Path, make: object) -> None:
 )
 def test_parse_git(text: str, expected: GitSource | None) -> None:
     assert parse_git(text) == expected
+    if expected is not None:  # the canonical form reads back the same
+        assert parse_git(str(expected)) == expected
+
+
+def test_parse_git_refuses_a_folder_that_leaves_the_repository() -> None:
+    with pytest.raises(SourceError, match=r"'\.\.'"):
+        parse_git("file:///srv/mono.git//../etc@v1")
 
 
 @pytest.mark.parametrize("text", ["github.com/org/repo@", "file:///tmp/r.git@"])
@@ -261,6 +285,8 @@ def test_parse_git_refuses_an_empty_ref(text: str) -> None:
         ("./foo/bar/", "bar"),
         ("foo/bar", "bar"),
         ("/abs/path/svc", "svc"),
+        ("file:///srv/git/mono.git//services/hello@v1", "hello"),
+        ("github.com/micro/services/helloworld@v1", "helloworld"),
     ],
 )
 def test_service_name(source: str, name: str) -> None:

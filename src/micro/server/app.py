@@ -103,7 +103,12 @@ class MicroServer:
             if edge is not None:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
-        await self.backends["runtime"].attach(self.address)
+        runtime = self.backends["runtime"]
+        await runtime.attach(self.address)
+        if hasattr(runtime, "expecting"):  # calls to a restarting service wait for it
+            from micro.runtime.restarting import Restarting
+
+            self.forwarder.restarting = Restarting(runtime.expecting)
         self._core = [
             Service(
                 name=name,

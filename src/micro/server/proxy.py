@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING, Final
 
@@ -40,6 +41,7 @@ from micro.wire.transport import parse_address
 if TYPE_CHECKING:
     from micro.auth.bound import BoundTokens
     from micro.rpc.server import Server
+    from micro.runtime.restarting import Restarting
 
 __all__ = ["MAX_HOPS", "Forwarder"]
 
@@ -78,6 +80,9 @@ class Forwarder:
         self._self_addresses: set[str] = set()
         self._watch_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.restarting: Restarting | None = None
+        """Set by the server when it runs a runtime: a service it runs that has no node
+        is waited for, not "not found"."""
 
     async def start(self, *, listening: str = "") -> None:
         """Keep the route cache fresh from the registry's changes; ``listening`` is the
@@ -198,7 +203,17 @@ class Forwarder:
         namespace = header.metadata.get("micro-namespace") or "micro"
         tried: list[str] = []
         while True:
-            address = await self._selector.select(header.service, namespace, exclude=tried)
+            try:
+                address = await self._selector.select(header.service, namespace, exclude=tried)
+            except errors.NotFound:  # restarting, not unknown? (micro.runtime.restarting)
+                if self.restarting is None:
+                    raise
+                address = await self.restarting.wait(
+                    header.service,
+                    namespace,
+                    header.timeout,
+                    functools.partial(self._selector.select, header.service, namespace),
+                )
             conn = self._pool.get_nowait(address)
             if conn is not None:
                 return conn
