@@ -17,11 +17,12 @@ tokens' issuers, the routes of unknown services, the metrics of unknown endpoint
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -37,6 +38,9 @@ from micro.registry.routes import EndpointInfo, Routes
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
 from micro.wire.frames import MAX_BODY, RequestHeader
+
+if TYPE_CHECKING:
+    from micro.runtime.restarting import Restarting
 
 __all__ = ["Gateway", "Request"]
 
@@ -235,7 +239,14 @@ class Gateway:
         """The endpoint's description; 404 for an unknown service or endpoint."""
         route = self.routes.cached(req.service, req.namespace)
         if route is None:
-            route = await self.routes.lookup(req.service, req.namespace)
+            try:
+                route = await self.routes.lookup(req.service, req.namespace)
+            except errors.NotFound:  # restarting, not unknown? (micro.runtime.restarting)
+                restarting: Restarting | None = getattr(self.upstream, "restarting", None)
+                if restarting is None:
+                    raise
+                again = functools.partial(self.routes.lookup, req.service, req.namespace)
+                route = await restarting.wait(req.service, req.namespace, self.timeout_ms, again)
         info = route.endpoints.get(req.endpoint)
         if info is None:
             raise errors.NotFound(

@@ -306,12 +306,16 @@ class LocalRuntime(Runtime):
         with contextlib.suppress(FileNotFoundError):
             self._layout.archive(namespace, svc.name, staged).unlink()
 
-    def expecting(self, namespace: str, name: str) -> bool:
-        """Whether a service the runtime runs (on any replica) is called ``name`` in
-        ``namespace``: when it has no node, it is starting or restarting, not unknown."""
-        return any(ns == namespace and n == name for ns, n, _ in self._owners) or any(
-            ns == namespace and n == name for ns, n, _ in self._running
-        )
+    def expecting(self, namespace: str, name: str) -> str:
+        """What a service ``name`` of ``namespace`` with no node is: ``"restarting"`` when
+        the runtime runs it (on any replica: starting, restarting, updating), ``"error"``
+        when it failed here, ``""`` when the runtime runs no such service."""
+        here = [sup for (ns, n, _), sup in self._running.items() if ns == namespace and n == name]
+        if here and all(sup.state in ("error", "stopped") for sup in here):
+            return "error"
+        if here or any(ns == namespace and n == name for ns, n, _ in self._owners):
+            return "restarting"
+        return ""
 
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
         async with self._lock:

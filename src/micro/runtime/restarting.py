@@ -26,10 +26,11 @@ _POLL: Final = 0.1
 
 
 class Restarting:
-    """The proxy's hook at its not-found point; ``expecting(namespace, name)`` says
-    whether the runtime runs such a service (:meth:`LocalRuntime.expecting`)."""
+    """The proxy's hook at its not-found point; ``expecting(namespace, name)`` says what
+    the runtime knows of such a service: ``"restarting"``, ``"error"`` (it failed: 503 at
+    once) or ``""`` (none: not found) (:meth:`LocalRuntime.expecting`)."""
 
-    def __init__(self, expecting: Callable[[str, str], bool], *, longest: float = LONGEST) -> None:
+    def __init__(self, expecting: Callable[[str, str], str], *, longest: float = LONGEST) -> None:
         self._expecting = expecting
         self._longest = longest
 
@@ -43,8 +44,7 @@ class Restarting:
         """``select()`` again until it finds a node (its answer), within the caller's
         deadline; ServiceUnavailable when the deadline passes first. NotFound (at once)
         when the runtime runs no such service."""
-        if not self._expecting(namespace, service):
-            raise errors.NotFound("micro.proxy", f"service {service} not found")
+        self._check(service, namespace)
         wait = min(timeout_ms / 1000, self._longest) if timeout_ms > 0 else self._longest
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -53,8 +53,17 @@ class Restarting:
             try:
                 return await select()
             except errors.NotFound:
-                if not self._expecting(namespace, service):
-                    raise
+                self._check(service, namespace)
         raise errors.ServiceUnavailable(
             service, f"service {service} restarting: it did not come back within {wait:g}s"
         )
+
+    def _check(self, service: str, namespace: str) -> None:
+        """NotFound for a service the runtime does not run; 503 for one that failed."""
+        state = self._expecting(namespace, service)
+        if not state:
+            raise errors.NotFound("micro.proxy", f"service {service} not found")
+        if state == "error":
+            raise errors.ServiceUnavailable(
+                service, f"service {service} is not running: it failed (see micro status)"
+            )
