@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tests._support import ok
 from tests.runtime._monorepo import Monorepo, git_http_server, make_monorepo
-from tests.runtime.test_run_cli import call, refused, status_of
+from tests.runtime.test_run_cli import call, eventually, refused, status_of
 
 from micro.testing import MicroServerProcess, start_server
 
@@ -117,3 +117,35 @@ def test_a_private_repository_with_a_token(server: MicroServerProcess, mono: Mon
             assert token.encode() not in path.read_bytes(), path
     assert json.loads(ok(server.micro("status", "hello", "-o", "json")))["status"] == "running"
     ok(server.micro("kill", "hello"))
+
+
+def test_new_user_messages(server: MicroServerProcess, tmp_path: Path) -> None:
+    # not logged in: told to log in
+    anonymous = {**server.env(), "MICRO_HOME": str(tmp_path / "nobody")}
+    done = server.micro("run", str(tmp_path), env=anonymous)
+    assert "run 'micro login' first" in refused(done, 2)
+    # a second server on the same ports: told which setting to change
+    taken = {**server.env(), "MICRO_HOME": str(tmp_path / "second")}
+    taken["MICRO_PROXY_ADDRESS"] = server.proxy
+    out = refused(server.micro("server", env=taken, timeout=60))
+    assert "set MICRO_PROXY_ADDRESS (--proxy_address) to another address" in out
+    assert "MICRO_WEB_ADDRESS" in ok(server.micro("server", "--help"))
+    # a service that is not running yet is no unknown command
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "main.py").write_text("import time\ntime.sleep(60)\n")
+    run = subprocess.Popen(
+        [*server.command, "run", str(slow)],
+        env=server.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        starting = '"status":"starting"'
+        eventually(lambda: starting in ok(server.micro("status", "slow", "-o", "json")), "slow")
+        out = refused(server.micro("slow", "call"), 4)
+        assert "Service slow is not running: it is starting" in out
+    finally:
+        run.kill()
+        run.wait()
+        ok(server.micro("kill", "slow"))

@@ -241,12 +241,16 @@ class Gateway:
         if route is None:
             try:
                 route = await self.routes.lookup(req.service, req.namespace)
-            except errors.NotFound:  # restarting, not unknown? (micro.runtime.restarting)
+            except (
+                errors.NotFound
+            ) as missing:  # restarting, not unknown? (micro.runtime.restarting)
                 restarting: Restarting | None = getattr(self.upstream, "restarting", None)
                 if restarting is None:
                     raise
                 again = functools.partial(self.routes.lookup, req.service, req.namespace)
-                route = await restarting.wait(req.service, req.namespace, self.timeout_ms, again)
+                route = await restarting.wait(
+                    req.service, req.namespace, self.timeout_ms, again, missing
+                )
         info = route.endpoints.get(req.endpoint)
         if info is None:
             raise errors.NotFound(

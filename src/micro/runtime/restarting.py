@@ -40,11 +40,12 @@ class Restarting:
         namespace: str,
         timeout_ms: float,
         select: Callable[[], Awaitable[T]],
+        missing: errors.NotFound,
     ) -> T:
         """``select()`` again until it finds a node (its answer), within the caller's
-        deadline; ServiceUnavailable when the deadline passes first. NotFound (at once)
-        when the runtime runs no such service."""
-        self._check(service, namespace)
+        deadline; ServiceUnavailable when the deadline passes first. ``missing`` (the
+        caller's own not-found error) at once when the runtime runs no such service."""
+        self._check(service, namespace, missing)
         wait = min(timeout_ms / 1000, self._longest) if timeout_ms > 0 else self._longest
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -52,17 +53,17 @@ class Restarting:
             await asyncio.sleep(_POLL)
             try:
                 return await select()
-            except errors.NotFound:
-                self._check(service, namespace)
+            except errors.NotFound as exc:
+                self._check(service, namespace, exc)
         raise errors.ServiceUnavailable(
             service, f"service {service} restarting: it did not come back within {wait:g}s"
         )
 
-    def _check(self, service: str, namespace: str) -> None:
-        """NotFound for a service the runtime does not run; 503 for one that failed."""
+    def _check(self, service: str, namespace: str, missing: errors.NotFound) -> None:
+        """``missing`` for a service the runtime does not run; 503 for one that failed."""
         state = self._expecting(namespace, service)
         if not state:
-            raise errors.NotFound("micro.proxy", f"service {service} not found")
+            raise missing
         if state == "error":
             raise errors.ServiceUnavailable(
                 service, f"service {service} is not running: it failed (see micro status)"

@@ -205,7 +205,9 @@ class Forwarder:
         while True:
             try:
                 address = await self._selector.select(header.service, namespace, exclude=tried)
-            except errors.NotFound:  # restarting, not unknown? (micro.runtime.restarting)
+            except (
+                errors.NotFound
+            ) as missing:  # restarting, not unknown? (micro.runtime.restarting)
                 if self.restarting is None:
                     raise
                 address = await self.restarting.wait(
@@ -213,6 +215,7 @@ class Forwarder:
                     namespace,
                     header.timeout,
                     functools.partial(self._selector.select, header.service, namespace),
+                    missing,
                 )
             conn = self._pool.get_nowait(address)
             if conn is not None:
