@@ -6,6 +6,7 @@ here reaches the network.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import tarfile
@@ -432,3 +433,29 @@ def test_pack_refuses_what_the_server_would_not_unpack(
     monkeypatch.setattr(source_module, "MAX_FILES", 0)
     with pytest.raises(SourceError, match=r"holds more than 0 files and folders"):
         pack(tmp_path / "svc")
+
+
+def test_pack_of_parts_keeps_their_places_in_the_repository(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "services" / "hello").mkdir(parents=True)
+    (root / "services" / "hello" / "main.py").write_text("print()\n")
+    (root / "services" / "other").mkdir()
+    (root / "services" / "other" / "main.py").write_text("print()\n")
+    (root / "libs" / "shared").mkdir(parents=True)
+    (root / "libs" / "shared" / "x.py").write_text("X = 1\n")
+    data = pack(root, parts=[root / "services" / "hello", root / "libs" / "shared"])
+    out = tmp_path / "out"
+    unpack(data, out)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["libs/shared/x.py", "services/hello/main.py"]
+
+
+def test_credentials_reach_git_by_its_environment_only() -> None:
+    from micro.runtime.repos import credential_env
+
+    env = credential_env("https://git.example.com/org/repo.git", "s3cret")
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraHeader"
+    basic = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: Basic ")
+    assert base64.b64decode(basic) == b"x-access-token:s3cret"
+    assert credential_env("git@github.com:org/repo", "s3cret") == {}
+    assert credential_env("https://h/r", "") == {}
