@@ -390,6 +390,7 @@ def main() -> None:
         many = many_services(env, server.pid, args.services)
         logs = logs_latency(env, home, args.runs)
         launches = launch_overhead(4 * args.runs) if os.geteuid() == 0 else {}
+        deploys(env, edges["api"], args.runs)
     finally:
         server.terminate()
         server.wait(timeout=60)

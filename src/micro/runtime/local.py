@@ -45,16 +45,15 @@ from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
 from micro.runtime.records import DATABASE, TABLE, Desired, RecordBook
 from micro.runtime.replicas import Key, adopter, reachable, with_replica
-from micro.runtime.rollout import STAGED, Rollout, staged_version
+from micro.runtime.rollout import STAGED, Rollout
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
 from micro.runtime.source import (
     SourceError,
     check_archive,
     outside_roots,
-    parse_git,
-    split_upload,
 )
 from micro.runtime.supervisor import Layout, Platform, Supervisor
+from micro.runtime.uploads import Uploads
 from micro.settings import Settings
 from micro.store.base import Store
 
@@ -97,6 +96,7 @@ class LocalRuntime(Runtime):
         self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
+        self._uploads = Uploads(store, self._layout)
         self.platform = Platform(
             layout=self._layout,
             registry=registry,
@@ -240,7 +240,7 @@ class LocalRuntime(Runtime):
                 # nothing serves: there is nothing to keep up, restart at once
                 if current is not None:
                     await self._remove(current, keep_source=True, forget=False)
-                desired.service.source = await self._promote(namespace, merged)
+                desired.service.source = await self._uploads.promote(namespace, merged)
                 await self._records.save(namespace, desired)
                 return (await self._start(namespace, desired)).describe()
             fresh = self._supervisor(namespace, desired, beside=True)
@@ -259,9 +259,9 @@ class LocalRuntime(Runtime):
             if not ok:
                 self._update_errors[key] = rollout.error
                 await rollout.fresh.stop()
-                await self._drop_staged(namespace, desired.service)
+                await self._uploads.drop_staged(namespace, desired.service)
                 return
-            desired.service.source = await self._promote(namespace, desired.service)
+            desired.service.source = await self._uploads.promote(namespace, desired.service)
             rollout.fresh.service.source = desired.service.source
             await self._records.save(namespace, desired)
             self._running[key] = rollout.fresh
@@ -281,30 +281,6 @@ class LocalRuntime(Runtime):
             return scaled  # another replica runs it: it scales at its next round
         await sup.scale(instances)
         return self._shown(key, sup)
-
-    async def _promote(self, namespace: str, svc: Service) -> str:
-        """A staged upload (``micro update`` of a folder) becomes the service's upload;
-        the source id to keep."""
-        if not svc.source.startswith("source://"):
-            return svc.source
-        base, folder = split_upload(svc.source)
-        if base.endswith(STAGED):
-            data = await archives.load(
-                self._store, namespace, svc.name, staged_version(svc.version)
-            )
-            if data is not None:
-                await archives.save(self._store, namespace, svc.name, svc.version, data)
-                path = self._layout.archive(namespace, svc.name, svc.version)
-                await asyncio.to_thread(_write_atomic, path, data)
-            await self._drop_staged(namespace, svc)
-        canonical = f"source://{svc.name}:{svc.version}"
-        return canonical + (f"//{folder}" if folder else "")
-
-    async def _drop_staged(self, namespace: str, svc: Service) -> None:
-        staged = staged_version(svc.version)
-        await archives.delete(self._store, namespace, svc.name, staged)
-        with contextlib.suppress(FileNotFoundError):
-            self._layout.archive(namespace, svc.name, staged).unlink()
 
     def expecting(self, namespace: str, name: str) -> str:
         """What a service ``name`` of ``namespace`` with no node is: ``"restarting"`` when
@@ -376,9 +352,7 @@ class LocalRuntime(Runtime):
             await asyncio.to_thread(check_archive, data)
         except SourceError as exc:
             raise errors.BadRequest(where, str(exc)) from None
-        await archives.save(self._store, namespace, name, version, data)
-        path = self._layout.archive(namespace, name, version)
-        await asyncio.to_thread(_write_atomic, path, data)
+        await self._uploads.save(namespace, name, version, data)
         return f"source://{name}:{version}"
 
     async def close(self) -> None:
@@ -585,40 +559,13 @@ class LocalRuntime(Runtime):
             raise errors.Forbidden(where, str(exc)) from None
 
     async def _check_source(self, service: Service, namespace: str) -> None:
-        where = "runtime.Runtime"
-        self._check_sandbox(namespace, where)
-        source = service.source
-        if source.startswith("source://"):
-            try:
-                base, _ = split_upload(source)
-            except SourceError as exc:
-                raise errors.BadRequest(where, str(exc)) from None
-            version = service.version
-            if base == f"source://{service.name}:{staged_version(version)}":
-                version = staged_version(version)
-            elif base != f"source://{service.name}:{version}":
-                raise errors.BadRequest(where, f"source {source!r} is not this service's upload")
-            if not await archives.exists(self._store, namespace, service.name, version):
-                raise errors.BadRequest(where, f"no uploaded source for {source}")
-            return
-        try:
-            git = parse_git(source)
-        except SourceError as exc:
-            raise errors.BadRequest(where, str(exc)) from None
-        if git is None:
-            raise errors.BadRequest(
-                where, f"unknown source {source!r}: upload a folder, or give a git URL"
-            )
+        self._check_sandbox(namespace, "runtime.Runtime")
+        await self._uploads.check(service, namespace)
 
     async def _start(self, namespace: str, desired: Desired) -> Supervisor:
         """Supervise ``desired`` here, its upload fetched from the store first when this
         replica has no copy (it was uploaded through another)."""
-        svc = desired.service
-        path = self._layout.archive(namespace, svc.name, svc.version)
-        if svc.source.startswith("source://") and not path.exists():
-            data = await archives.load(self._store, namespace, svc.name, svc.version)
-            if data is not None:
-                await asyncio.to_thread(_write_atomic, path, data)
+        await self._uploads.fetch(namespace, desired.service)
         sup = self._supervisor(namespace, desired)
         self._running[(namespace, desired.service.name, desired.service.version)] = sup
         sup.start()
@@ -662,7 +609,7 @@ class LocalRuntime(Runtime):
             await self._auth.delete_account(_account_id(svc), namespace=namespace)
         if not keep_source:
             await archives.delete(self._store, namespace, svc.name, svc.version)
-            await self._drop_staged(namespace, svc)
+            await self._uploads.drop_staged(namespace, svc)
 
     async def _drop_files(
         self, namespace: str, name: str, version: str, *, keep_source: bool = False
@@ -703,10 +650,3 @@ class LocalRuntime(Runtime):
 def _account_id(service: Service) -> str:
     version = re.sub(r"[^A-Za-z0-9._-]", "-", service.version)
     return f"{service.name}-{version}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
