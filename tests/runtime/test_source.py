@@ -459,3 +459,16 @@ def test_credentials_reach_git_by_its_environment_only() -> None:
     assert base64.b64decode(basic) == b"x-access-token:s3cret"
     assert credential_env("git@github.com:org/repo", "s3cret") == {}
     assert credential_env("https://h/r", "") == {}
+
+
+def test_a_folder_of_a_file_source_is_checked_by_its_repository(tmp_path: Path) -> None:
+    """The ``file://`` roots rule sees through a folder: the repository is what is read."""
+    from micro.runtime.source import outside_roots
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    assert outside_roots(f"file://{allowed}/mono.git//services/x@v1", (allowed,)) is None
+    assert outside_roots("file:///etc/mono.git//services/x@v1", (allowed,)) == Path("/etc/mono.git")
+    assert outside_roots(f"file://{allowed}/../mono.git/x", (allowed,)) == Path(
+        f"{allowed}/../mono.git"
+    )
