@@ -266,7 +266,9 @@ class Gateway:
         """The endpoint's description; 404 for an unknown service or endpoint."""
         route = self.routes.cached(req.service, req.namespace)
         if route is None:
-            route = await self.routes.lookup(req.service, req.namespace, who=_ID)
+            route = await self.routes.wait_lookup(
+                req.service, req.namespace, self.timeout_ms, who=_ID
+            )
         info = route.endpoints.get(req.endpoint)
         if info is None:
             raise errors.NotFound(

@@ -113,7 +113,12 @@ class MicroServer:
             if edge is not None:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
-        await self.backends["runtime"].attach(self.address)
+        runtime = self.backends["runtime"]
+        await runtime.attach(self.address)
+        if hasattr(runtime, "expecting"):  # calls to a restarting service wait for it
+            from micro.runtime.restarting import Restarting
+
+            self.routes.restarting = Restarting(runtime.expecting)
         self._core = [
             Service(
                 name=name,
