@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import micro.log as log
     import micro.registry as registry
     import micro.store as store
+    from micro.rpc.endpoint import idempotent
     from micro.service import Service
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "context",
     "errors",
     "events",
+    "idempotent",
     "log",
     "registry",
     "store",
@@ -63,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from micro.service import Service
 
         value: Any = Service
+    elif name == "idempotent":
+        from micro.rpc.endpoint import idempotent
+
+        value = idempotent
     elif name in _MODULES:
         value = importlib.import_module(f"micro.{name}")
     else:

@@ -286,6 +286,8 @@ class Service:
                     await self.registry.deregister(self.record(), domain=self.namespace)
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
+            if self.settings.drain_delay > 0:  # proxies forget this node before it refuses calls
+                await asyncio.sleep(self.settings.drain_delay)
         await self._server.stop(grace)
         if self._door is not None:
             await self._door.stop()

@@ -36,7 +36,7 @@ from micro.api.metrics import Metrics
 from micro.api.openapi import LIST_SERVICES, OpenAPI, service_names
 from micro.api.resolve import resolve, subdomain_namespace, token_issuer
 from micro.codec import JSON
-from micro.registry.routes import EndpointInfo, Routes
+from micro.routing import EndpointInfo, RouteTable
 from micro.rpc.client import CORE_SERVICES
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
@@ -91,7 +91,7 @@ class Gateway:
     def __init__(
         self,
         upstream: Upstream,
-        routes: Routes,
+        routes: RouteTable,
         *,
         max_body: int = MAX_BODY,
         cors_origins: tuple[str, ...] = (),
@@ -266,7 +266,9 @@ class Gateway:
         """The endpoint's description; 404 for an unknown service or endpoint."""
         route = self.routes.cached(req.service, req.namespace)
         if route is None:
-            route = await self.routes.lookup(req.service, req.namespace)
+            route = await self.routes.wait_lookup(
+                req.service, req.namespace, self.timeout_ms, who=_ID
+            )
         info = route.endpoints.get(req.endpoint)
         if info is None:
             raise errors.NotFound(
