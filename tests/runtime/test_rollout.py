@@ -155,15 +155,13 @@ async def test_a_restart_past_the_deadline_is_503() -> None:
     async def nothing() -> str:
         raise errors.NotFound("x", "service probe not found")
 
-    missing = errors.NotFound("micro.api", "service not found")
     restarting = Restarting(lambda ns, name: {"probe": "restarting", "bad": "error"}.get(name, ""))
+    assert restarting.expects("micro", "probe")
+    assert not restarting.expects("micro", "other")  # not the runtime's: the caller's 404
     with pytest.raises(errors.ServiceUnavailable, match="service probe restarting"):
-        await restarting.wait("probe", "micro", 300, nothing, missing)
-    with pytest.raises(errors.NotFound) as raised:
-        await restarting.wait("other", "micro", 300, nothing, missing)
-    assert raised.value is missing  # the caller's own error, unchanged
+        await restarting.wait("probe", "micro", 300, nothing)
     with pytest.raises(errors.ServiceUnavailable, match="service bad is not running"):
-        await restarting.wait("bad", "micro", 300, nothing, missing)
+        restarting.expects("micro", "bad")
 
 
 def test_a_server_restart_during_an_update_ends_with_one_version(tmp_path: Path) -> None:

@@ -124,16 +124,18 @@ class Restarting(Protocol):
     """What the server's runtime knows of a service with no node (set as
     :attr:`RouteTable.restarting`; :class:`micro.runtime.restarting.Restarting`)."""
 
+    def expects(self, namespace: str, service: str) -> bool:
+        """Whether the runtime runs it (503 at once when it failed)."""
+        ...
+
     async def wait(
         self,
         service: str,
         namespace: str,
         timeout_ms: float,
         select: Callable[[], Awaitable[Route]],
-        missing: errors.NotFound,
     ) -> Route:
-        """``select()`` again until the service is back (within ``timeout_ms``); 503 when
-        it does not come back in time or failed; ``missing`` when it is not the runtime's."""
+        """``select()`` again until the service is back (within ``timeout_ms``), else 503."""
         ...
 
 
@@ -261,14 +263,15 @@ class RouteTable:
         restarting", never 404 (:attr:`restarting`)."""
         try:
             return await self.lookup(service, namespace, who=who)
-        except errors.NotFound as missing:
-            if self.restarting is None:
+        except errors.NotFound:
+            restarting = self.restarting
+            if restarting is None or not restarting.expects(namespace, service):
                 raise
 
-            async def again() -> Route:
-                return await self.lookup(service, namespace, who=who)
+        async def again() -> Route:
+            return await self.lookup(service, namespace, who=who)
 
-            return await self.restarting.wait(service, namespace, timeout_ms, again, missing)
+        return await restarting.wait(service, namespace, timeout_ms, again)
 
     def _refresh(self, key: tuple[str, str], now: float) -> None:
         """Re-read a stale entry in the background (once at a time)."""

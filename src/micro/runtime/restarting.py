@@ -26,13 +26,28 @@ _POLL: Final = 0.1
 
 
 class Restarting:
-    """The proxy's hook at its not-found point; ``expecting(namespace, name)`` says what
-    the runtime knows of such a service: ``"restarting"``, ``"error"`` (it failed: 503 at
-    once) or ``""`` (none: not found) (:meth:`LocalRuntime.expecting`)."""
+    """The route table's hook at its not-found point; ``expecting(namespace, name)`` says
+    what the runtime knows of such a service: ``"restarting"``, ``"error"`` (it failed: 503
+    at once) or ``""`` (none: not found) (:meth:`LocalRuntime.expecting`).
+
+    No error object is passed in or kept: a not-found error held by a frame of its own
+    traceback is a reference cycle, and every unknown name a caller sends would leave one
+    (with the request it came with) until the garbage collector's next full pass.
+    """
 
     def __init__(self, expecting: Callable[[str, str], str], *, longest: float = LONGEST) -> None:
         self._expecting = expecting
         self._longest = longest
+
+    def expects(self, namespace: str, service: str) -> bool:
+        """Whether the runtime runs ``service`` (so a missing node is a restart); 503 at
+        once for one that failed."""
+        state = self._expecting(namespace, service)
+        if state == "error":
+            raise errors.ServiceUnavailable(
+                service, f"service {service} is not running: it failed (see micro status)"
+            )
+        return bool(state)
 
     async def wait(
         self,
@@ -40,12 +55,10 @@ class Restarting:
         namespace: str,
         timeout_ms: float,
         select: Callable[[], Awaitable[T]],
-        missing: errors.NotFound,
     ) -> T:
         """``select()`` again until it finds a node (its answer), within the caller's
-        deadline; ServiceUnavailable when the deadline passes first. ``missing`` (the
-        caller's own not-found error) at once when the runtime runs no such service."""
-        self._check(service, namespace, missing)
+        deadline; 503 when the deadline passes first, or when the service fails; its
+        not-found error when the runtime stops running it."""
         wait = min(timeout_ms / 1000, self._longest) if timeout_ms > 0 else self._longest
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
@@ -53,18 +66,9 @@ class Restarting:
             await asyncio.sleep(_POLL)
             try:
                 return await select()
-            except errors.NotFound as exc:
-                self._check(service, namespace, exc)
+            except errors.NotFound:
+                if not self.expects(namespace, service):
+                    raise
         raise errors.ServiceUnavailable(
             service, f"service {service} restarting: it did not come back within {wait:g}s"
         )
-
-    def _check(self, service: str, namespace: str, missing: errors.NotFound) -> None:
-        """``missing`` for a service the runtime does not run; 503 for one that failed."""
-        state = self._expecting(namespace, service)
-        if not state:
-            raise missing
-        if state == "error":
-            raise errors.ServiceUnavailable(
-                service, f"service {service} is not running: it failed (see micro status)"
-            )
