@@ -23,6 +23,7 @@ from micro import errors
 from micro._gc import settle
 from micro.debug import Debug
 from micro.log import configure
+from micro.metrics.process import default as default_metrics
 from micro.registry.base import Endpoint as RegistryEndpoint
 from micro.registry.base import Node, Registry
 from micro.registry.base import Service as ServiceRecord
@@ -93,7 +94,9 @@ class Service:
         self.metadata = dict(metadata or {})
         self.node_id = self.settings.service_id or f"{self.name}-{uuid.uuid4()}"
         self._listen = address or self.settings.service_address
-        self._server = Server(middleware=middleware)
+        # Metrics first: they count what every other middleware answers, refusals included.
+        self.metrics = default_metrics()
+        self._server = Server(middleware=[self.metrics.middleware, *middleware])
         self._client = client
         self._client_middleware = client_middleware
         self._registry = registry
@@ -106,7 +109,9 @@ class Service:
         self._consumers: list[Any] = []
         self._subscribers: list[Any] = []
         self._background: list[asyncio.Task[None]] = []
-        self._server.add_internal(endpoints_of(Debug(self._server.stats)))
+        self._server.add_internal(
+            endpoints_of(Debug(self._server.stats, self.metrics, namespace=self.namespace))
+        )
 
     # -- building -------------------------------------------------------------------------
 
@@ -281,6 +286,8 @@ class Service:
                     await self.registry.deregister(self.record(), domain=self.namespace)
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
+            if self.settings.drain_delay > 0:  # proxies forget this node before it refuses calls
+                await asyncio.sleep(self.settings.drain_delay)
         await self._server.stop(grace)
         if self._door is not None:
             await self._door.stop()

@@ -9,6 +9,7 @@ event nacked (delivered again, up to ``retry_limit``, then dead-lettered).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import typing
@@ -85,6 +86,9 @@ def _argument(delivery: Delivery, tp: Any) -> Any:
 
 
 async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
+    from micro.metrics.process import default as default_metrics
+
+    consumed = default_metrics().consumed
     while True:
         consumer = stream.consume(
             spec.topic,
@@ -108,6 +112,7 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
                     await delivery.nack()
                 else:
                     await delivery.ack()
+                    consumed.inc(spec.topic, spec.group or "")
             return  # the stream closed
         except asyncio.CancelledError:
             raise
@@ -121,7 +126,16 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str) -> None:
 async def run_consumers(
     stream: Stream, specs: list[ConsumerSpec], namespace: str
 ) -> list[asyncio.Task[None]]:
-    """Start one task per spec (cancel them to stop); each reconnects after a failure."""
+    """Start one task per spec (cancel them to stop); each reconnects after a failure.
+    The lag of every named group is kept in this process's metrics."""
+    from micro.metrics.process import default as default_metrics
+
+    metrics = default_metrics()
+    for spec in specs:
+        if spec.group is not None:
+            metrics.watch_lag(spec.topic, spec.group, functools.partial(
+                stream.groups, spec.topic, namespace=namespace
+            ))  # fmt: skip
     return [
         asyncio.create_task(_run(stream, spec, namespace), name=f"micro-consume-{spec.topic}")
         for spec in specs

@@ -81,10 +81,11 @@ class Router:
 
     # -- choosing -------------------------------------------------------------------------
 
-    async def route(self, service: str, namespace: str) -> Route:
-        """The route of a service (cached, stale while the registry is away)."""
+    async def route(self, service: str, namespace: str, timeout_ms: float = 0.0) -> Route:
+        """The route of a service (cached, stale while the registry is away; one the
+        server's runtime is restarting waited for within ``timeout_ms``)."""
         cached = self.table.cached(service, namespace)
-        return cached or await self.table.lookup(service, namespace, who=self.who)
+        return cached or await self.table.wait_lookup(service, namespace, timeout_ms, who=self.who)
 
     def policy(self, namespace: str, service: str, endpoint: str) -> Policy:
         """The resilience policy of one endpoint."""
@@ -216,7 +217,7 @@ class Router:
         ``first``: the node already picked for the first attempt, if any."""
         service, endpoint = header.service, header.endpoint
         key = key_of(service, namespace)
-        route = await self.route(service, namespace)
+        route = await self.route(service, namespace, header.timeout)
         policy = self.policy(namespace, service, endpoint)
         asked = header.timeout / 1000 if header.timeout > 0 else None
         left = policy.deadline(asked)
@@ -271,11 +272,13 @@ class Router:
             self.succeeded(key, address)
             return data
 
-    async def connect(self, service: str, namespace: str, endpoint: str) -> Connection:
+    async def connect(
+        self, service: str, namespace: str, endpoint: str, timeout_ms: float = 0.0
+    ) -> Connection:
         """A connection to a node of ``service`` for a stream (only a refused connection is
         tried again, on the next node: a stream is never replayed)."""
         key = key_of(service, namespace)
-        route = await self.route(service, namespace)
+        route = await self.route(service, namespace, timeout_ms)
         policy = self.policy(namespace, service, endpoint)
         tried: list[str] = []
         while True:
@@ -297,7 +300,7 @@ class Router:
         self, header: frames.RequestHeader, first: bytes | None, *, namespace: str
     ) -> Stream:
         """Open a streaming call on a node of ``header.service``."""
-        conn = await self.connect(header.service, namespace, header.endpoint)
+        conn = await self.connect(header.service, namespace, header.endpoint, header.timeout)
         return conn.open_stream(header, first)
 
 

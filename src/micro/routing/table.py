@@ -26,14 +26,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from micro import errors
 from micro._bounded import BoundedDict
 from micro.registry.base import DEFAULT_DOMAIN, WILDCARD_DOMAIN, Registry, Service
 
-__all__ = ["CORE_SERVICES", "IDEMPOTENT", "EndpointInfo", "Route", "RouteTable"]
+__all__ = ["CORE_SERVICES", "IDEMPOTENT", "EndpointInfo", "Restarting", "Route", "RouteTable"]
 
 log = logging.getLogger("micro.routing")
 
@@ -119,6 +120,23 @@ class _Entry:
         self.expires = expires
 
 
+class Restarting(Protocol):
+    """What the server's runtime knows of a service with no node (set as
+    :attr:`RouteTable.restarting`; :class:`micro.runtime.restarting.Restarting`)."""
+
+    async def wait(
+        self,
+        service: str,
+        namespace: str,
+        timeout_ms: float,
+        select: Callable[[], Awaitable[Route]],
+        missing: errors.NotFound,
+    ) -> Route:
+        """``select()`` again until the service is back (within ``timeout_ms``); 503 when
+        it does not come back in time or failed; ``missing`` when it is not the runtime's."""
+        ...
+
+
 class RouteTable:
     """Cached lookups of services by (namespace, name), fresh by one watch of ``domain``
     (``*``: every namespace, what the server watches; a service's process watches its own)."""
@@ -137,6 +155,9 @@ class RouteTable:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.generation = 0
         """Bumped on every registry change (for caches built on top, like OpenAPI)."""
+        self.restarting: Restarting | None = None
+        """Set in a server that runs a runtime: a service it runs that has no node is
+        waited for by :meth:`wait_lookup`, not "not found"."""
 
     @property
     def watching(self) -> bool:
@@ -231,6 +252,23 @@ class RouteTable:
             if found is not None:
                 return found
         raise errors.NotFound(who, f"service {service} not found")
+
+    async def wait_lookup(
+        self, service: str, namespace: str, timeout_ms: float, *, who: str = "micro.api"
+    ) -> Route:
+        """:meth:`lookup` for a call at a door (the proxy, the gateway): a service the
+        runtime is (re)starting is waited for up to the call's deadline, then 503 "service
+        restarting", never 404 (:attr:`restarting`)."""
+        try:
+            return await self.lookup(service, namespace, who=who)
+        except errors.NotFound as missing:
+            if self.restarting is None:
+                raise
+
+            async def again() -> Route:
+                return await self.lookup(service, namespace, who=who)
+
+            return await self.restarting.wait(service, namespace, timeout_ms, again, missing)
 
     def _refresh(self, key: tuple[str, str], now: float) -> None:
         """Re-read a stale entry in the background (once at a time)."""

@@ -24,6 +24,7 @@ from micro._gc import settle
 from micro.auth.remote import RemoteDoor
 from micro.client import new_client
 from micro.debug import Debug
+from micro.metrics.process import default as default_metrics
 from micro.registry.base import Node, Registry, Service
 from micro.routing import Policies, Router, RouteTable
 from micro.routing.policy import ROOT
@@ -54,7 +55,8 @@ def _host(
         eps = [ep for handler in handlers for ep in endpoints_of(handler)]
         rpc.add(name, eps)
         hosted[name] = eps
-    rpc.add_internal(endpoints_of(Debug(rpc.stats)))
+    # The server's own metrics (the core services') are for platform admins only.
+    rpc.add_internal(endpoints_of(Debug(rpc.stats, default_metrics(), admins_only=True)))
     return hosted
 
 
@@ -63,7 +65,9 @@ class MicroServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rpc = Server(ssl=server_ssl(settings), front_door=True)
+        self.rpc = Server(
+            ssl=server_ssl(settings), front_door=True, middleware=[default_metrics().middleware]
+        )
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.gate: Gate | None = None
@@ -109,7 +113,12 @@ class MicroServer:
             if edge is not None:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
-        await self.backends["runtime"].attach(self.address)
+        runtime = self.backends["runtime"]
+        await runtime.attach(self.address)
+        if hasattr(runtime, "expecting"):  # calls to a restarting service wait for it
+            from micro.runtime.restarting import Restarting
+
+            self.routes.restarting = Restarting(runtime.expecting)
         self._core = [
             Service(
                 name=name,

@@ -40,7 +40,7 @@ from micro.web.session import Jar, Session
 
 __all__ = ["PAGES", "Context", "create_app", "page"]
 
-PAGES: Final = ("services", "runtime", "store", "config", "events", "accounts")
+PAGES: Final = ("services", "runtime", "store", "config", "events", "metrics", "accounts")
 """The modules of :mod:`micro.web.pages`, in the order of the navigation bar."""
 
 _SAFE: Final = frozenset({"GET", "HEAD"})
