@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 DEFAULT_LIFETIME_S = 900.0
 
@@ -42,8 +43,13 @@ def announce_ready(host: str, port: int) -> None:
     sys.stdout.flush()
 
 
-def start_watchdog(lifetime_s: float = DEFAULT_LIFETIME_S, poll_s: float = 0.5) -> None:
-    """Exit hard when the parent process goes away or ``lifetime_s`` passes.
+def start_watchdog(
+    lifetime_s: float = DEFAULT_LIFETIME_S,
+    poll_s: float = 0.5,
+    before_exit: Callable[[], object] | None = None,
+) -> None:
+    """Exit hard when the parent process goes away or ``lifetime_s`` passes, after
+    ``before_exit`` (a server that runs children stops them there).
 
     A plain daemon thread (green under eventlet's monkey patching, which is
     fine: it only sleeps and polls).
@@ -55,6 +61,8 @@ def start_watchdog(lifetime_s: float = DEFAULT_LIFETIME_S, poll_s: float = 0.5) 
         while True:
             time.sleep(poll_s)
             if os.getppid() != parent or time.monotonic() > deadline:
+                if before_exit is not None:
+                    before_exit()
                 os._exit(0)
 
     threading.Thread(target=watch, name="bench-watchdog", daemon=True).start()

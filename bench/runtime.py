@@ -13,6 +13,16 @@ Targets (issue "Runtime and micro new"):
   log file the runtime writes.
 * The sandbox's cost (as root): starting ``python -c pass`` through the launcher, as a
   namespace's user in a mount namespace of its own, vs starting it directly.
+
+Targets (issue "Runtime for real repositories and safe deploys"):
+
+* ``micro run`` of a folder of a monorepo (its venv cached) to running: <= 1.5x a
+  single-folder run of the same service. Both forms are measured: the folder of a local
+  work tree (sent with the shared package it names) and the git source
+  ``file://.../mono.git//services/hello@v1`` (the clone cached per ref).
+* A rolling update of a 2-instance service to all-new (``micro update`` returns once the
+  new instances serve), median of ``--runs``, under calls through the gateway one after
+  another: calls failed during it, target 0.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +74,147 @@ SAYER = textwrap.dedent(
     service.run()
     """
 )
+
+
+HELLO = textwrap.dedent(
+    """
+    import msgspec
+
+    import micro
+    from shared import greeting
+
+
+    class Empty(msgspec.Struct):
+        pass
+
+
+    class Text(msgspec.Struct):
+        text: str
+
+
+    class Hello:
+        async def greet(self, req: Empty) -> Text:
+            return Text(greeting("hello"))
+
+
+    service = micro.Service("hello")
+    service.handle(Hello())
+    service.run()
+    """
+)
+SHARED = 'VERSION = "VALUE"\n\ndef greeting(who: str) -> str:\n    return f"{who} from {VERSION}"\n'
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=b@b", "-c", "user.name=b", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def make_monorepo(root: Path) -> tuple[Path, Path, Path]:
+    """(the work tree's service folder, the bare repository, a single-folder copy of the
+    service with the shared module inlined)."""
+    work = root / "work"
+    hello = work / "services" / "hello"
+    hello.mkdir(parents=True)
+    (hello / "main.py").write_text(HELLO)
+    (hello / "requirements.txt").write_text("../../libs/shared\n")
+    shared = work / "libs" / "shared"
+    (shared / "src" / "shared").mkdir(parents=True)
+    (shared / "pyproject.toml").write_text('[project]\nname = "shared"\nversion = "0"\n')
+    (shared / "src" / "shared" / "__init__.py").write_text(SHARED.replace("VALUE", "v1"))
+    for i in range(20):  # other services and code of the repository, not needed by hello
+        other = work / "services" / f"other{i:02d}"
+        other.mkdir()
+        (other / "main.py").write_text(HELLO.replace('"hello"', f'"other{i:02d}"'))
+    _git(work, "init", "-q", "-b", "main")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "v1")
+    _git(work, "tag", "v1")
+    bare = root / "mono.git"
+    _git(root, "clone", "-q", "--bare", str(work), str(bare))
+    single = root / "single" / "hello"
+    (single / "shared").mkdir(parents=True)
+    (single / "main.py").write_text(HELLO)
+    (single / "shared" / "__init__.py").write_text(SHARED.replace("VALUE", "v1"))
+    return hello, bare, single
+
+
+def timed_run(env: dict[str, str], *source: str) -> float:
+    """``micro run`` until it returns (running and registered), then kill."""
+    t0 = time.perf_counter()
+    micro(env, "run", *source)
+    elapsed = time.perf_counter() - t0
+    micro(env, "kill", "hello")
+    return elapsed
+
+
+def monorepo_runs(env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """``micro run`` of a monorepo's folder (local work tree, and git) vs a single folder."""
+    root = Path(tempfile.mkdtemp(prefix="micro-bench-mono-"))
+    folder, bare, single = make_monorepo(root)
+    git_source = f"file://{bare}//services/hello@v1"
+    for source in (str(single), str(folder), git_source):  # venvs built, clone cached
+        timed_run(env, source)
+    times: dict[str, list[float]] = {"single_folder_s": [], "monorepo_folder_s": [], "git_s": []}
+    for _ in range(runs):  # interleaved, so machine noise hits all alike
+        times["single_folder_s"].append(timed_run(env, str(single)))
+        times["monorepo_folder_s"].append(timed_run(env, str(folder)))
+        times["git_s"].append(timed_run(env, git_source))
+    return times
+
+
+def _load(url: str, stop: threading.Event, answers: list[int]) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    while not stop.is_set() and len(answers) < 100_000:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        try:
+            conn.request(
+                "POST", parts.path, body=b"{}", headers={"content-type": "application/json"}
+            )
+            answers.append(conn.getresponse().status)
+        except OSError:
+            answers.append(0)
+        finally:
+            conn.close()
+        stop.wait(0.005)
+
+
+def rolling_updates(env: dict[str, str], api: str, runs: int) -> dict[str, list[float]]:
+    """A 2-instance service updated ``runs`` times under load through the gateway: each
+    update's time and the calls that failed during it."""
+    folder = Path(tempfile.mkdtemp(prefix="micro-bench-roll-")) / "hello"
+    (folder / "shared").mkdir(parents=True)
+    (folder / "main.py").write_text(HELLO)
+    (folder / "shared" / "__init__.py").write_text(SHARED.replace("VALUE", "v0"))
+    micro(env, "run", str(folder), "--instances", "2")
+    result: dict[str, list[float]] = {"update_s": [], "failed_calls": [], "calls": []}
+    try:
+        for i in range(runs):
+            (folder / "shared" / "__init__.py").write_text(SHARED.replace("VALUE", f"v{i + 1}"))
+            stop, answers = threading.Event(), list[int]()
+            load = threading.Thread(
+                target=_load, args=(f"http://{api}/hello/hello/greet", stop, answers)
+            )
+            load.start()
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            micro(env, "update", str(folder))
+            result["update_s"].append(time.perf_counter() - t0)
+            time.sleep(0.3)
+            stop.set()
+            load.join()
+            result["failed_calls"].append(float(sum(1 for a in answers if a != 200)))
+            result["calls"].append(float(len(answers)))
+    finally:
+        micro(env, "kill", "hello")
+    return result
 
 
 def raw_start(env: dict[str, str]) -> float:
@@ -218,9 +370,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--services", type=int, default=20)
+    parser.add_argument("--only", choices=["deploys"], help="Only the issue 15 measures.")
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="micro-bench-runtime-")
-    server, env, _ = start_platform(home, log_level="info")
+    server, env, edges = start_platform(home, log_level="info")
+    if args.only == "deploys":
+        try:
+            deploys(env, edges["api"], args.runs)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        return
     try:
         micro_run(env)  # builds the venv once: later runs find it cached
         raw_runs, ours_runs = [], []
@@ -230,6 +390,7 @@ def main() -> None:
         many = many_services(env, server.pid, args.services)
         logs = logs_latency(env, home, args.runs)
         launches = launch_overhead(4 * args.runs) if os.geteuid() == 0 else {}
+        deploys(env, edges["api"], args.runs)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -273,6 +434,51 @@ def main() -> None:
             "many_services": many,
             "logs": logs,
             "launch": launches,
+        },
+    )
+
+
+def deploys(env: dict[str, str], api: str, runs: int) -> None:
+    """The issue 15 measures (see the module docstring), printed and written."""
+    mono = monorepo_runs(env, runs)
+    rolls = rolling_updates(env, api, runs)
+    single = statistics.median(mono["single_folder_s"])
+    rows = [{"source": "single folder", "median_s": round(single, 3)}]
+    for key, label in (("monorepo_folder_s", "monorepo folder"), ("git_s", "git //folder@v1")):
+        med = statistics.median(mono[key])
+        ratio = med / single
+        rows.append(
+            {
+                "source": label,
+                "median_s": round(med, 3),
+                "ratio": round(ratio, 2),
+                "goal": "<= 1.5x",
+                "ok": "yes" if ratio <= 1.5 else "NO",
+            }
+        )
+    print_table(f"micro run to running (venv cached), medians of {runs}", rows)
+    failed = sum(rolls["failed_calls"])
+    print_table(
+        f"rolling update of 2 instances under gateway load, {runs} updates",
+        [
+            {
+                "update_median_s": round(statistics.median(rolls["update_s"]), 3),
+                "calls": int(sum(rolls["calls"])),
+                "failed_calls": int(failed),
+                "goal": 0,
+                "ok": "yes" if failed == 0 else "NO",
+            }
+        ],
+    )
+    write_results(
+        "runtime_deploys",
+        {
+            "monorepo": mono,
+            "monorepo_folder_ratio": statistics.median(mono["monorepo_folder_s"]) / single,
+            "git_folder_ratio": statistics.median(mono["git_s"]) / single,
+            "rolling_update": rolls,
+            "rolling_update_median_s": statistics.median(rolls["update_s"]),
+            "rolling_update_failed_calls": failed,
         },
     )
 

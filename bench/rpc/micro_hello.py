@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,43 +121,71 @@ async def _serve(host: str, port: int, auth: bool = False, traced: bool = False)
 
 
 def _serve_proxy(host: str) -> None:
-    """Start ``micro server`` and helloworld as children; relay the proxy address."""
+    """Start ``micro server`` and helloworld as children; relay the proxy address.
+
+    The server is the one every platform benchmark starts (:func:`bench._platform.start_platform`):
+    a temporary home, every listener on a free loopback port (never the default ones, which
+    a developer's own server may hold), its admin logged in, so the helloworld process,
+    started by hand in that environment, registers as that developer. Whatever fails on
+    the way takes both children down with it: no orphan server outlives this process.
+    """
+    from bench._platform import start_platform
+
     home = tempfile.mkdtemp(prefix="micro-bench-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
-    env.update(MICRO_HOME=home, MICRO_PROXY_ADDRESS=f"{host}:0", MICRO_LOG_LEVEL="warning")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "micro", "server"], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert server.stdout is not None
-    proxy = ""
-    for line in server.stdout:
-        if line.startswith("micro server ready: proxy "):
-            proxy = line.split()[-1]
-            break
-    env["MICRO_PROXY"] = proxy
-    env["MICRO_LOG_LEVEL"] = "info"
-    service = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "helloworld" / "main.py")],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert service.stderr is not None
-    for line in service.stderr:
-        if "Registered [service] helloworld" in line:
-            break
+    children: list[subprocess.Popen[str]] = []
+    start_watchdog(before_exit=lambda: stop())
+    server, env, _ = start_platform(home)
+    children.append(server)
+    service: subprocess.Popen[str] | None = None
 
     def stop(*_: object) -> None:
-        for proc in (service, server):
-            proc.terminate()
-        for proc in (service, server):
-            proc.wait(timeout=10)
+        for proc in children:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in children:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+    try:
+        env["MICRO_LOG_LEVEL"] = "info"
+        service = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "helloworld" / "main.py")],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        children.insert(0, service)
+        assert service.stderr is not None
+        watchdog = threading.Timer(60, service.kill)
+        watchdog.start()
+        seen: list[str] = []
+        for line in service.stderr:
+            seen = [*seen[-19:], line]
+            if "Registered [service] helloworld" in line:
+                break
+        else:
+            raise RuntimeError("helloworld exited before it registered:\n" + "".join(seen))
+        watchdog.cancel()
+        # drain its log from now on, so it never blocks on a full pipe
+        subprocess.Popen(["cat"], stdin=service.stderr, stdout=subprocess.DEVNULL)
+    except BaseException:
+        stop()
+        raise
+
+    def on_term(*_: object) -> None:
+        stop()
         sys.exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    phost, _, pport = proxy.rpartition(":")
+    signal.signal(signal.SIGTERM, on_term)
+    phost, _, pport = env["MICRO_PROXY"].rpartition(":")
     announce_ready(phost, int(pport))
-    signal.pause()
+    try:
+        signal.pause()
+    finally:
+        stop()
 
 
 def main() -> None:
@@ -166,10 +195,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     check_loopback(args.host)
-    start_watchdog()
     if args.mode in ("serve", "serve-auth", "serve-traced"):
         from micro.wire.transport import run
 
+        start_watchdog()
         run(
             _serve(
                 args.host,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import micro.registry as registry
     import micro.store as store
     import micro.trace as trace
+    from micro.rpc.endpoint import idempotent
     from micro.service import Service
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "context",
     "errors",
     "events",
+    "idempotent",
     "log",
     "registry",
     "store",
@@ -76,6 +78,10 @@ def __getattr__(name: str) -> Any:
         from micro.service import Service
 
         value: Any = Service
+    elif name == "idempotent":
+        from micro.rpc.endpoint import idempotent
+
+        value = idempotent
     elif name in _MODULES:
         value = importlib.import_module(f"micro.{name}")
     else:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from micro.config.base import Watcher
 from micro.envs import resolve_proxy
 from micro.rpc.client import Client, ClientStream, Exchange
 from micro.rpc.types import ClientMiddleware
 from micro.settings import Settings, load
+
+if TYPE_CHECKING:
+    from micro.routing import Router
 
 __all__ = ["Client", "ClientStream", "call", "default", "new_client", "set_default", "stream"]
 
@@ -45,7 +49,6 @@ def new_client(
     Its calls are traced (:class:`~micro.trace.ClientTracing`, the outermost middleware),
     as made by ``service`` (default ``MICRO_SERVICE_NAME``).
     """
-    from micro.registry.client import RPCRegistry
     from micro.trace.middleware import ClientTracing
 
     settings = settings or load()
@@ -53,12 +56,6 @@ def new_client(
         _, proxy = resolve_proxy(settings)
     ns = namespace or settings.namespace or "micro"
     holder: list[Client] = []
-
-    async def lookup(service: str, domain: str) -> list[str]:
-        registry = RPCRegistry(holder[0])
-        services = await registry.get_service(service, domain=domain)
-        return [node.address for svc in services for node in svc.nodes]
-
     chain = list(middleware)
     if identity:
         who = _identity(settings, ns, holder)
@@ -67,13 +64,30 @@ def new_client(
     chain.insert(0, ClientTracing(service or settings.service_name or ""))
     client = Client(
         proxy=proxy,
-        lookup=None if via_proxy else lookup,
+        via_proxy=via_proxy,
         middleware=chain,
         metadata={"micro-namespace": ns},
         exchange=_exchange(holder),
     )
     holder.append(client)
+    if not via_proxy:
+        client.router = _router(client, ns)
     return client
+
+
+def _router(client: Client, namespace: str) -> Router:
+    """The client's router: its namespace's registry, watched once, and the
+    ``resilience`` policies of the namespaces it calls in (both through the proxy)."""
+    from micro.config.client import RPCConfig
+    from micro.registry.client import RPCRegistry
+    from micro.routing import Policies, Router, RouteTable
+    from micro.routing.policy import ROOT
+
+    def policies(ns: str) -> Watcher:
+        return RPCConfig(client).watch(ROOT, namespace=ns)
+
+    table = RouteTable(RPCRegistry(client), domain=namespace)
+    return Router(table, policies=Policies(policies), pool=client.pool)
 
 
 def _exchange(holder: list[Client]) -> Exchange:

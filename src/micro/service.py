@@ -23,6 +23,7 @@ from micro import errors
 from micro._gc import settle
 from micro.debug import Debug
 from micro.log import configure
+from micro.metrics.process import default as default_metrics
 from micro.registry.base import Endpoint as RegistryEndpoint
 from micro.registry.base import Node, Registry
 from micro.registry.base import Service as ServiceRecord
@@ -95,8 +96,12 @@ class Service:
         self._listen = address or self.settings.service_address
         from micro.trace.middleware import ServerTracing
 
-        # Tracing is the outermost wrapper: a span covers the door and the handler both.
-        self._server = Server(middleware=[ServerTracing(self.name), *middleware])
+        # Metrics first: they count what every other middleware answers, refusals included;
+        # then tracing: a span covers the handler and the middleware after it.
+        self.metrics = default_metrics()
+        self._server = Server(
+            middleware=[self.metrics.middleware, ServerTracing(self.name), *middleware]
+        )
         self._client = client
         self._client_middleware = client_middleware
         self._registry = registry
@@ -109,7 +114,9 @@ class Service:
         self._consumers: list[Any] = []
         self._subscribers: list[Any] = []
         self._background: list[asyncio.Task[None]] = []
-        self._server.add_internal(endpoints_of(Debug(self._server.stats)))
+        self._server.add_internal(
+            endpoints_of(Debug(self._server.stats, self.metrics, namespace=self.namespace))
+        )
 
     # -- building -------------------------------------------------------------------------
 
@@ -290,6 +297,8 @@ class Service:
                     await self.registry.deregister(self.record(), domain=self.namespace)
             except (errors.MicroError, TimeoutError) as exc:
                 log.warning("cannot deregister %s: %s", self.name, exc)
+            if self.settings.drain_delay > 0:  # proxies forget this node before it refuses calls
+                await asyncio.sleep(self.settings.drain_delay)
         await self._server.stop(grace)
         from micro.trace.export import teardown
 

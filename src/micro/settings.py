@@ -189,6 +189,10 @@ class Settings:
     """``MICRO_REGISTER_TTL``: seconds a service's registration lives unless renewed."""
     register_interval: float = 30.0
     """``MICRO_REGISTER_INTERVAL``: seconds between a service's renewals of its registration."""
+    drain_delay: float = 0.0
+    """``MICRO_DRAIN_DELAY``: seconds a stopping service keeps serving after it
+    deregistered, while proxies stop routing to it (the runtime sets 0.5, so a rolling
+    update fails no call)."""
     replica: str = "server"
     """``MICRO_REPLICA``: this server's name among the replicas sharing one set of
     backends (default: random per start). Its core services register under it."""
@@ -298,6 +302,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         runtime_parent=_pid(env, "MICRO_RUNTIME_PARENT"),
         register_ttl=_float(env, "MICRO_REGISTER_TTL", 90.0),
         register_interval=_float(env, "MICRO_REGISTER_INTERVAL", 30.0),
+        drain_delay=_float(env, "MICRO_DRAIN_DELAY", 0.0),
         replica=_replica(env),
         replica_ttl=_float(env, "MICRO_REPLICA_TTL", 10.0),
         registry=get("MICRO_REGISTRY"),

@@ -11,7 +11,7 @@ from micro.api import resolve as resolving
 from micro.api.cors import Cors
 from micro.api.metrics import OTHER, UNKNOWN, Metrics
 from micro.registry.memory import MemoryRegistry
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 
 
 def test_unknown_services_share_one_series_and_the_rest_is_capped() -> None:
@@ -40,7 +40,7 @@ def test_cors_off_listed_or_any_and_never_with_credentials() -> None:
 
 
 async def test_unknown_services_are_remembered_within_a_budget() -> None:
-    routes = Routes(MemoryRegistry())
+    routes = RouteTable(MemoryRegistry())
     for _ in range(3000):
         name = secrets.token_hex(1000)  # 2,000 characters each: 6 MB of names in all
         with contextlib.suppress(errors.NotFound):

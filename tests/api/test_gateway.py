@@ -241,13 +241,17 @@ def test_openapi_describes_every_endpoint(gateway: MicroServerProcess) -> None:
 def test_metrics_count_requests(gateway: MicroServerProcess) -> None:
     get_json(f"{gateway.api}/helloworld?name=x")
     get_json(f"{gateway.api}/helloworld/nope")
-    status, _headers, body = http("GET", f"{gateway.api}/metrics")
+    assert http("GET", f"{gateway.api}/metrics")[0] == 401  # platform admins only
+    token = ok(gateway.micro("user", "token")).strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    status, _headers, body = http("GET", f"{gateway.api}/metrics", headers=auth)
     assert status == 200
     text = body.decode()
     line = 'micro_api_requests_total{service="helloworld",endpoint="Helloworld.Call",code="200"}'
     assert line in text
     assert 'code="404"' in text
     assert "micro_api_request_duration_seconds_bucket" in text
+    assert 'micro_requests_total{service="registry"' in text  # the core services' too
 
 
 def test_routes_follow_the_registry(micro_server: MicroServerProcess) -> None:

@@ -39,7 +39,17 @@ def test_verbose_json_and_expiry(micro_server: MicroServerProcess) -> None:
     assert lines[1].split()[2].startswith(("59m", "1h"))
     assert lines[2].split() == ["kept", "y", "None"]
     records = json.loads(_ok(micro_server, "store", "read", "kept", "--output", "json"))
-    assert records == [{"key": "kept", "value": "y", "metadata": {}, "expiry": 0}]
+    assert records == [{"key": "kept", "value": "y", "metadata": {}, "expiry": 0, "version": 1}]
+
+
+def test_write_if_version(micro_server: MicroServerProcess) -> None:
+    _ok(micro_server, "store", "write", "cas", "one", "--if-version", "0")
+    _ok(micro_server, "store", "write", "cas", "two", "--if-version", "1")
+    stale = micro_server.micro("store", "write", "cas", "three", "--if-version", "1")
+    assert stale.returncode == 127
+    assert "Version conflict" in stale.stderr
+    assert "expected version 1, found version 2" in stale.stderr
+    assert _ok(micro_server, "store", "read", "cas") == "two\n"
 
 
 def test_tables_databases_and_namespaces(micro_server: MicroServerProcess) -> None:

@@ -16,14 +16,20 @@ from tests._support import failed, ok
 from micro.cli.new import FILES, tree
 from micro.testing import MicroServerProcess
 
-EXPECTED_FILES = {
-    "main.py",
-    "handler.py",
-    "tests/test_handler.py",
-    "pyproject.toml",
-    "README.md",
-    ".gitignore",
-}
+
+def expected_files(snake: str = "hello") -> set[str]:
+    return {
+        "main.py",
+        "handler.py",
+        "tests/conftest.py",
+        f"tests/test_{snake}.py",
+        "pyproject.toml",
+        "README.md",
+        ".gitignore",
+    }
+
+
+EXPECTED_FILES = expected_files()
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -70,7 +76,8 @@ def test_new_writes_the_project_and_prints_its_tree(work: Path) -> None:
         "├── main.py\n"
         "├── handler.py\n"
         "├── tests\n"
-        "│   └── test_handler.py\n"
+        "│   ├── conftest.py\n"
+        "│   └── test_hello.py\n"
         "├── pyproject.toml\n"
         "├── README.md\n"
         "└── .gitignore\n"
@@ -119,7 +126,7 @@ def test_hyphenated_name_makes_a_title_case_handler(work: Path) -> None:
     folder = work / "hello-world"
     assert 'micro.Service("hello-world")' in (folder / "main.py").read_text()
     assert "class HelloWorld:" in (folder / "handler.py").read_text()
-    tests = (folder / "tests" / "test_handler.py").read_text()
+    tests = (folder / "tests" / "test_hello_world.py").read_text()
     assert 'CALL = "HelloWorld.Call"' in tests
     assert 'PING_PONG = "HelloWorld.PingPong"' in tests
     assert 'name = "hello-world"' in (folder / "pyproject.toml").read_text()
@@ -130,7 +137,7 @@ def test_a_relative_path_names_the_service_by_its_last_part(work: Path) -> None:
     assert out.startswith("Creating service greeter\n")
     assert "\ncd services/Greeter\n" in out
     folder = work / "services" / "Greeter"
-    assert created(folder) == EXPECTED_FILES
+    assert created(folder) == expected_files("greeter")
     assert 'micro.Service("greeter")' in (folder / "main.py").read_text()
     assert "class Greeter:" in (folder / "handler.py").read_text()
 
@@ -147,7 +154,7 @@ def test_every_template_is_shipped_and_used() -> None:
             else:
                 shipped.add(prefix + entry.name)
     assert shipped == {source for _, source in FILES}
-    assert {path for path, _ in FILES} == EXPECTED_FILES
+    assert {path.replace("$snake", "hello") for path, _ in FILES} == EXPECTED_FILES
 
 
 def test_tree_draws_nested_folders_in_order() -> None:

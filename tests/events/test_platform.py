@@ -71,6 +71,25 @@ def test_events_cli(micro_server: MicroServerProcess) -> None:
     assert len(consumed) == 2
     # The group's position is kept: consuming again finds nothing new.
     assert ok("events", "consume", "audit", "--group", "cli").strip() == ""
+    header, row = ok("events", "groups", "audit").splitlines()
+    assert (header.split(), row.split()) == (
+        ["GROUP", "NEXT", "PENDING", "LAG"],
+        ["cli", "3", "0", "0"],
+    )
+    # Back to the first event; to a time; to the end.
+    moved = json.loads(ok("events", "reset", "audit", "cli", "--offset", "1"))
+    assert moved == {"group": "cli", "next": 1, "pending": 0, "lag": 2}
+    assert [g["lag"] for g in json.loads(ok("events", "groups", "audit", "--output", "json"))] == [
+        2
+    ]
+    assert len(ok("events", "consume", "audit", "--group", "cli").splitlines()) == 2
+    moved = json.loads(ok("events", "reset", "audit", "cli", "--time", "2000-01-01T00:00:00Z"))
+    assert moved["next"] == 1
+    assert json.loads(ok("events", "reset", "audit", "cli", "--end"))["next"] == 3
+    for args in (("--offset", "x"), ("--time", "5"), ()):
+        wrong = micro_server.micro("events", "reset", "audit", "cli", *args)
+        assert wrong.returncode == 1, wrong.stderr
+        assert "Traceback" not in wrong.stderr
     bad = micro_server.micro("events", "publish", "bad topic!", "{}")
     assert bad.returncode != 0
     assert "Traceback" not in bad.stderr

@@ -19,7 +19,7 @@ import pytest
 from micro import codec, errors
 from micro.registry.base import Endpoint, Node, Service
 from micro.registry.memory import MemoryRegistry
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 from micro.server.grpc_edge import (
     CONTENT_TYPE_KEY,
     GrpcEdge,
@@ -130,11 +130,11 @@ def test_content_type_of_no_message_follows_the_endpoint() -> None:
 
 def test_create_is_none_when_off_or_without_grpcio(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load({"MICRO_GRPC_ADDRESS": "off"})
-    assert create(settings, _Recorder(), Routes(MemoryRegistry())) is None
+    assert create(settings, _Recorder(), RouteTable(MemoryRegistry())) is None
     settings = load({"MICRO_GRPC_ADDRESS": "127.0.0.1:0"})
-    assert isinstance(create(settings, _Recorder(), Routes(MemoryRegistry())), GrpcEdge)
+    assert isinstance(create(settings, _Recorder(), RouteTable(MemoryRegistry())), GrpcEdge)
     monkeypatch.setitem(sys.modules, "grpc", None)  # what an absent grpcio looks like
-    assert create(settings, _Recorder(), Routes(MemoryRegistry())) is None
+    assert create(settings, _Recorder(), RouteTable(MemoryRegistry())) is None
 
 
 # -- the edge in front of a recording upstream ----------------------------------------------
@@ -172,8 +172,8 @@ class _CountingRegistry(MemoryRegistry):
 async def edge() -> AsyncIterator[tuple[_Recorder, _CountingRegistry, grpc.aio.Channel]]:
     upstream = _Recorder()
     registry = _CountingRegistry()
-    routes = Routes(registry)
-    await routes.start()
+    routes = RouteTable(registry)
+    routes.start()
     server = GrpcEdge("127.0.0.1:0", upstream, routes)
     address = await server.start()
     try:
@@ -307,7 +307,7 @@ async def test_start_fails_clearly_on_a_port_in_use() -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        server = GrpcEdge(f"127.0.0.1:{port}", _Recorder(), Routes(MemoryRegistry()))
+        server = GrpcEdge(f"127.0.0.1:{port}", _Recorder(), RouteTable(MemoryRegistry()))
         with pytest.raises(OSError, match=f"cannot listen for gRPC on 127.0.0.1:{port}"):
             await server.start()
         await server.stop()

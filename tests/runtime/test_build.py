@@ -363,3 +363,24 @@ async def test_venv_install_timeout(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"^dependency install timed out after 0s$"):
         await ensure_venv(source, venvs, timeout=0)
     assert list(venvs.iterdir()) == []
+
+
+def test_local_packages_of_a_repository_join_the_path_not_the_install(tmp_path: Path) -> None:
+    from micro.runtime.build import dependencies, import_root
+
+    write(tmp_path / "services/hello/requirements.txt", "httpx\n-e ../../libs/a\n")
+    write(
+        tmp_path / "libs/a/pyproject.toml",
+        '[project]\nname="a"\ndependencies=["b","rich"]\n'
+        '[tool.uv.sources]\nb = { path = "../b" }\n',
+    )
+    write(tmp_path / "libs/a/src/a/__init__.py")
+    write(tmp_path / "libs/b/requirements.txt", "msgspec\n")
+    lines, packages = dependencies(tmp_path / "services/hello", tmp_path)
+    assert lines == ["httpx", "msgspec", "rich"]  # depth first: b's own before rich
+    assert packages == [(tmp_path / "libs/a").resolve(), (tmp_path / "libs/b").resolve()]
+    assert import_root(packages[0]) == packages[0] / "src"
+    assert import_root(packages[1]) == packages[1]
+    write(tmp_path / "services/bad/requirements.txt", "../../../outside\n")
+    with pytest.raises(BuildError, match="outside"):
+        dependencies(tmp_path / "services/bad", tmp_path)

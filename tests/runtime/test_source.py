@@ -6,6 +6,7 @@ here reaches the network.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import tarfile
@@ -222,7 +223,24 @@ def test_unpack_refuses_a_hostile_archive(tmp_path: Path, make: object) -> None:
         ("git@github.com:org/repo", GitSource("git@github.com:org/repo", None)),
         ("git@github.com:org/repo.git@v1", GitSource("git@github.com:org/repo.git", "v1")),
         ("github.com/org/repo", GitSource("https://github.com/org/repo", None)),
-        ("github.com/org/repo/sub@abc123", GitSource("https://github.com/org/repo/sub", "abc123")),
+        (
+            "github.com/org/repo/sub@abc123",
+            GitSource("https://github.com/org/repo", "abc123", "sub"),
+        ),
+        (
+            "file:///srv/git/mono.git//services/hello@v1",
+            GitSource("file:///srv/git/mono.git", "v1", "services/hello"),
+        ),
+        (
+            "file:///srv/git/mono.git/services/hello@feature/x",
+            GitSource("file:///srv/git/mono.git", "feature/x", "services/hello"),
+        ),
+        (
+            "https://git.example.com/a/b/c//svc",
+            GitSource("https://git.example.com/a/b/c", None, "svc"),
+        ),
+        ("git@github.com:org/repo//a/b@v1", GitSource("git@github.com:org/repo", "v1", "a/b")),
+        ("gitlab.com/org/repo/x/y", GitSource("https://gitlab.com/org/repo", None, "x/y")),
         (
             "  github.com/org/repo@release/2.0 ",
             GitSource("https://github.com/org/repo", "release/2.0"),
@@ -241,6 +259,13 @@ def test_unpack_refuses_a_hostile_archive(tmp_path: Path, make: object) -> None:
 )
 def test_parse_git(text: str, expected: GitSource | None) -> None:
     assert parse_git(text) == expected
+    if expected is not None:  # the canonical form reads back the same
+        assert parse_git(str(expected)) == expected
+
+
+def test_parse_git_refuses_a_folder_that_leaves_the_repository() -> None:
+    with pytest.raises(SourceError, match=r"'\.\.'"):
+        parse_git("file:///srv/mono.git//../etc@v1")
 
 
 @pytest.mark.parametrize("text", ["github.com/org/repo@", "file:///tmp/r.git@"])
@@ -261,6 +286,8 @@ def test_parse_git_refuses_an_empty_ref(text: str) -> None:
         ("./foo/bar/", "bar"),
         ("foo/bar", "bar"),
         ("/abs/path/svc", "svc"),
+        ("file:///srv/git/mono.git//services/hello@v1", "hello"),
+        ("github.com/micro/services/helloworld@v1", "helloworld"),
     ],
 )
 def test_service_name(source: str, name: str) -> None:
@@ -406,3 +433,42 @@ def test_pack_refuses_what_the_server_would_not_unpack(
     monkeypatch.setattr(source_module, "MAX_FILES", 0)
     with pytest.raises(SourceError, match=r"holds more than 0 files and folders"):
         pack(tmp_path / "svc")
+
+
+def test_pack_of_parts_keeps_their_places_in_the_repository(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "services" / "hello").mkdir(parents=True)
+    (root / "services" / "hello" / "main.py").write_text("print()\n")
+    (root / "services" / "other").mkdir()
+    (root / "services" / "other" / "main.py").write_text("print()\n")
+    (root / "libs" / "shared").mkdir(parents=True)
+    (root / "libs" / "shared" / "x.py").write_text("X = 1\n")
+    data = pack(root, parts=[root / "services" / "hello", root / "libs" / "shared"])
+    out = tmp_path / "out"
+    unpack(data, out)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["libs/shared/x.py", "services/hello/main.py"]
+
+
+def test_credentials_reach_git_by_its_environment_only() -> None:
+    from micro.runtime.repos import credential_env
+
+    env = credential_env("https://git.example.com/org/repo.git", "s3cret")
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://git.example.com/.extraHeader"
+    basic = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: Basic ")
+    assert base64.b64decode(basic) == b"x-access-token:s3cret"
+    assert credential_env("git@github.com:org/repo", "s3cret") == {}
+    assert credential_env("https://h/r", "") == {}
+
+
+def test_a_folder_of_a_file_source_is_checked_by_its_repository(tmp_path: Path) -> None:
+    """The ``file://`` roots rule sees through a folder: the repository is what is read."""
+    from micro.runtime.source import outside_roots
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    assert outside_roots(f"file://{allowed}/mono.git//services/x@v1", (allowed,)) is None
+    assert outside_roots("file:///etc/mono.git//services/x@v1", (allowed,)) == Path("/etc/mono.git")
+    assert outside_roots(f"file://{allowed}/../mono.git/x", (allowed,)) == Path(
+        f"{allowed}/../mono.git"
+    )

@@ -69,7 +69,10 @@ def test_unknown_services_share_one_metric(server: MicroServerProcess) -> None:
     for name in names:
         status, _ = client.request("POST", f"/{name}/Handler/Method", b"{}")
         assert status == 404
-    status, text = client.request("GET", "/metrics")
+    login = server.micro("login", "--username", "admin", "--password", server.admin_password)
+    assert login.returncode == 0, login.stderr
+    token = server.micro("user", "token").stdout.strip()  # /metrics: platform admins only
+    status, text = client.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
     assert status == 200
     assert len(text) < 50_000, f"/metrics is {len(text)} bytes"
     assert not [name for name in names[:50] if name.encode() in text]

@@ -25,7 +25,7 @@ def test_a_tenant_logs_in_and_uses_its_store_and_runtime(page: Any, tenant: Tena
     page.wait_for_url("**/record?key=greeting")
     assert page.locator("#value").inner_text() == "hello"
     assert ok(tenant.micro("store", "read", "greeting", "--table", "webtest")) == "hello\n"
-    for section in ("services", "runtime", "config", "events", "traces", "accounts"):
+    for section in ("services", "runtime", "config", "events", "metrics", "traces", "accounts"):
         response = page.goto(f"{server.web}/{section}")
         assert response is not None
         assert response.status == 200, (section, page.locator("main").inner_text())

@@ -24,6 +24,8 @@ def test_topics_recent_events_and_live_tail(micro_server: MicroServerProcess, pa
 
     publish(micro_server, "web.orders", '{"order": 1}')
     publish(micro_server, "web.orders", "<script>alert(1)</script>")
+    reset = micro_server.micro("events", "reset", "web.orders", "billing", "--offset", "1")
+    assert reset.returncode == 0, reset.stderr
     log_in(page, micro_server)
     page.goto(f"{micro_server.web}/events")
     page.get_by_role("link", name="web.orders").click()
@@ -32,6 +34,8 @@ def test_topics_recent_events_and_live_tail(micro_server: MicroServerProcess, pa
     assert rows.count() == 2
     assert rows.nth(0).locator("td.payload").inner_text() == '{"order":1}'
     assert rows.nth(1).locator("td.payload").inner_text() == "<script>alert(1)</script>"
+    group = page.locator("#groups tbody tr td")
+    assert [group.nth(i).inner_text() for i in range(4)] == ["billing", "1", "0", "2"]
 
     tail = page.locator("#tail")
     # the tail starts after the events shown: nothing until the next one

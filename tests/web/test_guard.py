@@ -34,6 +34,7 @@ READ_ONLY = {
     "/events",
     "/events/{topic}",
     "/events/{topic}/tail",
+    "/metrics",
     "/traces",
     "/traces/{trace_id}",
     "/accounts",
@@ -103,6 +104,7 @@ def test_every_page_works_under_its_content_security_policy(
         "/config",
         "/events",
         "/events/webtopic",
+        "/metrics",
         "/accounts",
         "/store/micro/webtest/record",  # the error page
     ):

@@ -13,6 +13,8 @@ rules). Errors are Micro's JSON with the HTTP status of their code; an unknown s
 a 404. CORS is off unless ``MICRO_API_CORS_ORIGINS`` lists origins, and never allows credentials
 (:mod:`micro.api.cors`). Nothing a caller sends is kept without a bound (in bytes): the
 tokens' issuers, the routes of unknown services, the metrics of unknown endpoints.
+``/metrics`` answers platform admins only (a bearer token of an admin of ``micro``): its
+series name every namespace's services and endpoints.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 
@@ -33,7 +36,8 @@ from micro.api.metrics import Metrics
 from micro.api.openapi import LIST_SERVICES, OpenAPI, service_names
 from micro.api.resolve import resolve, subdomain_namespace, token_issuer
 from micro.codec import JSON
-from micro.registry.routes import EndpointInfo, Routes
+from micro.routing import EndpointInfo, RouteTable
+from micro.rpc.client import CORE_SERVICES
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client
 from micro.trace.edges import request_span
@@ -55,6 +59,13 @@ _ISSUERS_BYTES: Final = 4 * 1024 * 1024
 """What the cache of tokens' issuers (which namespace a token routes to) may hold."""
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 _SPECIAL: Final = frozenset({"/", "/favicon.ico", "/openapi.json", "/metrics"})
+
+
+class _Text(msgspec.Struct):
+    text: str = ""
+
+
+_METRICS_TEXT: Final = msgspec.json.Decoder(_Text).decode
 
 
 def _version() -> str:
@@ -82,7 +93,7 @@ class Gateway:
     def __init__(
         self,
         upstream: Upstream,
-        routes: Routes,
+        routes: RouteTable,
         *,
         max_body: int = MAX_BODY,
         cors_origins: tuple[str, ...] = (),
@@ -196,9 +207,29 @@ class Gateway:
             document = await self.openapi.document(req.namespace, names)
             await _reply(send, 200, document, _JSON_HEADERS + extra)
         elif path == "/metrics":
-            text = self.metrics.render()
-            headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
-            await _reply(send, 200, text, headers)
+            await self._metrics(scope, extra, send)
+
+    async def _metrics(self, scope: Scope, extra: list[Any], send: Send) -> None:
+        """``/metrics``: the server's, for platform admins only (its series name every
+        namespace's services; the server's ``Debug.Metrics`` checks the caller, 401/403,
+        and adds the core services' series). ``/metrics?service=NAME``: that service's
+        own ``Debug.Metrics`` as Prometheus text, as a call to it (the namespace and its
+        rules as for any call; only accounts of the namespace), so each service can be a
+        scrape target."""
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        service = query.get("service", "")
+        if service:
+            if service in CORE_SERVICES:
+                raise errors.BadRequest(_ID, f"{service} is the server's: GET /metrics")
+            req = self.request(scope, service, "Debug.Metrics")
+            text = _METRICS_TEXT(await self.upstream.unary(self.header(req), b"{}")).text
+        else:
+            req = self.request(scope, "registry", "Debug.Metrics")
+            req.metadata["micro-namespace"] = "micro"
+            core = await self.upstream.unary(self.header(req), b"{}")
+            text = self.metrics.render().decode() + _METRICS_TEXT(core).text
+        headers = [(b"content-type", b"text/plain; version=0.0.4"), *extra]
+        await _reply(send, 200, text.encode(), headers)
 
     # -- pieces shared with streaming --------------------------------------------------------
 
@@ -241,7 +272,9 @@ class Gateway:
         """The endpoint's description; 404 for an unknown service or endpoint."""
         route = self.routes.cached(req.service, req.namespace)
         if route is None:
-            route = await self.routes.lookup(req.service, req.namespace)
+            route = await self.routes.wait_lookup(
+                req.service, req.namespace, self.timeout_ms, who=_ID
+            )
         info = route.endpoints.get(req.endpoint)
         if info is None:
             raise errors.NotFound(

@@ -4,7 +4,7 @@ start it)."""
 from __future__ import annotations
 
 from micro.api.app import Gateway
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 from micro.rpc.upstream import Upstream
 from micro.server.http import HttpLimits, HttpListener
 from micro.settings import Settings
@@ -12,7 +12,7 @@ from micro.settings import Settings
 __all__ = ["create"]
 
 
-def create(settings: Settings, upstream: Upstream, routes: Routes) -> HttpListener | None:
+def create(settings: Settings, upstream: Upstream, routes: RouteTable) -> HttpListener | None:
     """The gateway edge (``None`` when ``MICRO_API_ADDRESS=off``)."""
     if settings.api_address == "off":
         return None

@@ -23,7 +23,7 @@ import msgspec
 
 from micro import errors
 from micro._bounded import BoundedDict
-from micro.registry.routes import Route, Routes
+from micro.routing import Route, RouteTable
 
 __all__ = ["LIST_SERVICES", "OpenAPI", "document", "service_names"]
 
@@ -138,7 +138,7 @@ def service_names(listed: bytes) -> list[str]:
 class OpenAPI:
     """Builds and caches each namespace's document."""
 
-    def __init__(self, routes: Routes, version: str = "1.0") -> None:
+    def __init__(self, routes: RouteTable, version: str = "1.0") -> None:
         self._routes = routes
         self._version = version
         self._cache: BoundedDict[str, tuple[int, tuple[str, ...], bytes]] = BoundedDict(

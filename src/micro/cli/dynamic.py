@@ -133,8 +133,30 @@ async def _find(session: Session, name: str) -> list[Service]:
     domains = ["micro"] if name in _CORE else list(dict.fromkeys([session.namespace, "micro"]))
     found = await first_found(session, name, domains)
     if not found:
+        await _not_running(session, name)
         raise CliError(f"Unrecognized micro command: {name}. Please refer to 'micro --help'", 1)
     return found
+
+
+async def _not_running(session: Session, name: str) -> None:
+    """CliError saying so when the runtime has a service ``name`` that is not running
+    (building, restarting, failed): no node, but no unknown command either."""
+    from micro import errors
+    from micro.runtime.client import RPCRuntime
+
+    try:
+        services = await RPCRuntime(session.client).read(name=name)
+    except errors.MicroError:  # no runtime, or not ours to read: as if there were none
+        return
+    if services:
+        svc = services[0]
+        why = svc.metadata.get("error", "").splitlines()[:1] or [svc.metadata.get("progress", "")]
+        detail = f" ({why[0]})" if why[0] else ""
+        raise CliError(
+            f"Service {name} is not running: it is {svc.status}{detail}; "
+            f"see micro status {name} and micro logs {name}",
+            4,
+        )
 
 
 def _call(service: str, endpoint: Endpoint, request: str) -> None:

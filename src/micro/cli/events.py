@@ -165,3 +165,55 @@ def topics() -> None:
 
     for name in run_with_client(body):
         click.echo(name)
+
+
+@events.command("groups")
+@click.argument("topic")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def groups(topic: str, output: str) -> None:
+    """Show the consumer groups of TOPIC: the sequence each gets next, its unacked
+    deliveries and its lag (stored events it has not been given yet)."""
+    from micro.cli._format import table
+    from micro.events.client import RPCStream
+
+    async def body(session: Session) -> list[Any]:
+        return await RPCStream(session.client).groups(topic)
+
+    found = run_with_client(body)
+    if output == "json":
+        click.echo(json.dumps([_group(g) for g in found], indent=2))
+        return
+    if not found:
+        return
+    rows = [("GROUP", "NEXT", "PENDING", "LAG")]
+    rows += [(g.group, str(g.next), str(g.pending), str(g.lag)) for g in found]
+    for line in table(rows):
+        click.echo(line)
+
+
+def _group(group: Any) -> dict[str, Any]:
+    return {"group": group.group, "next": group.next, "pending": group.pending, "lag": group.lag}
+
+
+@events.command("reset")
+@click.argument("topic")
+@click.argument("group")
+@click.option("-o", "--offset", default="", help="Sequence number or RFC 3339 time to move to.")
+@click.option("--time", "at", default="", help="RFC 3339 time: the first event at or after it.")
+@click.option("--end", is_flag=True, help="Past every stored event (only new ones from now).")
+def reset(topic: str, group: str, offset: str, at: str, end: bool) -> None:
+    """Move consumer GROUP of TOPIC to an offset (made if new); its unacked deliveries are
+    forgotten. Exactly one of --offset, --time and --end."""
+    from micro.events.client import RPCStream
+
+    if sum(map(bool, (offset, at, end))) != 1:
+        raise CliError("Give exactly one of --offset, --time and --end")
+    if at and at.isdigit():
+        raise CliError(f"Invalid time {at!r}: an RFC 3339 time (a sequence goes in --offset)")
+    start = None if end else _offset(offset or at)
+
+    async def body(session: Session) -> Any:
+        return await RPCStream(session.client).reset(topic, group, offset=start)
+
+    moved = run_with_client(body)
+    click.echo(json.dumps(_group(moved)))

@@ -14,7 +14,8 @@ real server through the ``micro.testing`` plugin, a ``pyproject.toml``, a README
     ├── main.py
     ├── handler.py
     ├── tests
-    │   └── test_handler.py
+    │   ├── conftest.py
+    │   └── test_hello.py
     ├── pyproject.toml
     ├── README.md
     └── .gitignore
@@ -50,12 +51,16 @@ __all__ = ["FILES", "Names", "new", "render", "tree"]
 FILES: tuple[tuple[str, str], ...] = (
     ("main.py", "main.py.tmpl"),
     ("handler.py", "handler.py.tmpl"),
-    ("tests/test_handler.py", "tests/test_handler.py.tmpl"),
+    ("tests/conftest.py", "tests/conftest.py.tmpl"),
+    ("tests/test_$snake.py", "tests/test_handler.py.tmpl"),
     ("pyproject.toml", "pyproject.toml.tmpl"),
     ("README.md", "README.md.tmpl"),
     (".gitignore", "gitignore.tmpl"),
 )
 """What a new service holds, in the order it is written and shown: (file, template).
+File names are templates too: the test module is named after the service
+(``tests/test_hello_world.py``), so the tests of several services run in one pytest
+session without two modules of the same name.
 Templates are not named ``*.py``/``.gitignore`` so that neither the linters and tests of
 this project nor git take them for the real thing."""
 
@@ -72,6 +77,8 @@ class Names:
     """The service's name: ``hello-world``."""
     title: str
     """Its handler class: words capitalised, hyphens dropped: ``HelloWorld``."""
+    snake: str = ""
+    """As a Python identifier: ``hello_world``."""
 
     @classmethod
     def of(cls, name: str) -> Names:
@@ -84,7 +91,7 @@ class Names:
                 "starting with a letter (e.g. hello-world)"
             )
         title = "".join(word[:1].upper() + word[1:] for word in lower.split("-"))
-        return cls(lower=lower, title=title)
+        return cls(lower=lower, title=title, snake=lower.replace("-", "_"))
 
 
 def _template(name: str) -> str:
@@ -93,8 +100,11 @@ def _template(name: str) -> str:
 
 def render(names: Names) -> dict[str, str]:
     """The new service's files (path relative to its folder -> text), in :data:`FILES` order."""
-    mapping = {"lower": names.lower, "title": names.title}
-    return {path: Template(_template(source)).substitute(mapping) for path, source in FILES}
+    mapping = {"lower": names.lower, "title": names.title, "snake": names.snake}
+    return {
+        Template(path).substitute(mapping): Template(_template(source)).substitute(mapping)
+        for path, source in FILES
+    }
 
 
 _Tree: TypeAlias = dict[str, "_Tree"]

@@ -9,6 +9,7 @@ is running (registered) or has failed, and then says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import sys
@@ -39,13 +40,45 @@ _WATCH_DEBOUNCE_MS = 1000
 
 @dataclass(frozen=True)
 class _Source:
-    """What ``micro run`` was given: a local folder, or a git URL with its ref."""
+    """What ``micro run`` was given: a local folder (the repository it is in is sent,
+    the service runs in its folder), or a git URL with its ref and folder."""
 
     text: str
+    """What ``micro status`` shows: as typed, a folder relative to its repository."""
     name: str
     version: str
     folder: Path | None
+    """The folder to pack: the repository's root when the service is in one."""
     url: str
+    """The canonical git source (``url[//folder][@ref]``), for a git source."""
+    subfolder: str = ""
+    """The service's folder inside the packed ``folder``."""
+    parts: tuple[Path, ...] = ()
+    """What to pack of ``folder`` (the service's folder and its local packages); all of
+    it when empty."""
+
+
+def _repository_of(folder: Path) -> Path | None:
+    """The root of the git work tree ``folder`` is in, if any (no git needed)."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def _short_name(text: str) -> str:
+    """``helloworld@v1`` as ``<git.baseurl>/helloworld@v1`` when ``git.baseurl`` is set
+    (the environment's own ``git.<env>.baseurl`` first), as in Micro; else ``text``."""
+    from micro.cli._client import user_config
+
+    if "/" in text or ":" in text or not text.strip():
+        return text
+    cfg = user_config()
+    env = cfg.get("env")
+    base = (isinstance(env, str) and cfg.get(f"git.{env}.baseurl")) or cfg.get("git.baseurl")
+    if not isinstance(base, str) or not base.strip():
+        return text
+    return f"{base.strip().rstrip('/')}/{text.strip()}"
 
 
 def _source(text: str, name: str | None) -> _Source:
@@ -53,15 +86,72 @@ def _source(text: str, name: str | None) -> _Source:
 
     folder = Path(text).expanduser()
     if folder.is_dir():
-        return _Source(text, name or service_name(str(folder.resolve())), "latest", folder, "")
+        resolved = folder.resolve()
+        default = name or service_name(str(resolved))
+        repo = _repository_of(resolved)
+        if repo is None or repo == resolved:
+            return _Source(text, default, "latest", folder, "")
+        sub = resolved.relative_to(repo).as_posix()
+        packages = _local_packages(resolved, repo)
+        if not packages:  # nothing shared: the folder alone, shown as in the repository
+            return _Source(sub, default, "latest", folder, "")
+        return _Source(sub, default, "latest", repo, "", sub, (resolved, *packages))
     try:
-        git = parse_git(text)
+        git = parse_git(_short_name(text))
     except SourceError as exc:
         raise CliError(str(exc), 1) from None
     if git is None:
         what = "is not a folder" if folder.exists() else "does not exist"
-        raise CliError(f"Folder {text} {what}, and it is not a git URL", 1)
-    return _Source(text, name or service_name(text), git.ref or "latest", None, git.url)
+        hint = "" if "/" in text else " (set git.baseurl to run short names: micro user config)"
+        raise CliError(f"Folder {text} {what}, and it is not a git URL{hint}", 1)
+    shown = text if git.url in text else str(git)
+    return _Source(shown, name or service_name(str(git)), git.ref or "latest", None, str(git))
+
+
+def _local_packages(folder: Path, repo: Path) -> list[Path]:
+    """The repository's folders the service's requirements name as local packages."""
+    from micro.runtime.build import BuildError, dependencies
+
+    try:
+        return dependencies(folder, repo)[1]
+    except BuildError as exc:
+        raise CliError(f"Cannot read the requirements of {folder}: {exc}", 1) from None
+
+
+def _flat(value: object, prefix: str = "") -> dict[str, object]:
+    """A nested config object as dotted keys: ``git.credentials.github.com`` is kept as
+    ``{"github": {"com": ...}}`` (dots are the path's separator)."""
+    if not isinstance(value, dict):
+        return {prefix: value} if prefix else {}
+    flat: dict[str, object] = {}
+    for key, inner in value.items():
+        flat.update(_flat(inner, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _git_token(src: _Source) -> str:
+    """The token for a private repository: ``git.credentials.<host>``, else
+    ``git.credentials.token`` when ``git.credentials.url`` is this repository's host (or
+    is not set). Read from the CLI's config; sent to the server with the run."""
+    from micro.cli._client import user_config
+    from micro.runtime.repos import host_of
+
+    if src.folder is not None:
+        return ""
+    host = host_of(src.url)
+    if not host:
+        return ""
+    creds = _flat(user_config().get("git.credentials"))
+    token = creds.get(host)
+    if isinstance(token, str) and token:
+        return token
+    url = creds.get("url")
+    token = creds.get("token")
+    if isinstance(token, str) and token:
+        wanted = host_of(url if "://" in url else f"https://{url}") if isinstance(url, str) else ""
+        if not wanted or wanted == host:
+            return token
+    return ""
 
 
 def _env_vars(values: tuple[str, ...]) -> dict[str, str]:
@@ -76,27 +166,40 @@ def _env_vars(values: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
-def _pack(folder: Path) -> bytes:
+def _pack(folder: Path, parts: tuple[Path, ...]) -> bytes:
     from micro.runtime.source import SourceError, pack
 
     try:
-        return pack(folder)
+        return pack(folder, parts=list(parts) or None)
     except SourceError as exc:
         raise CliError(str(exc), 1) from None
 
 
-async def _upload(runtime: RPCRuntime, src: _Source) -> str:
-    """The service's source id on the server: the folder uploaded, or the git URL."""
+async def _upload(runtime: RPCRuntime, src: _Source, *, staged: bool = False) -> str:
+    """The service's source id on the server: the folder uploaded (``staged``: kept apart
+    until a rolling update succeeded), or the git URL."""
     if src.folder is None:
-        return f"{src.url}@{src.version}" if src.version != "latest" else src.url
-    data = await asyncio.to_thread(_pack, src.folder)
-    return await runtime.upload(src.name, src.version, data, namespace="micro")
+        return src.url
+    from micro.runtime.rollout import staged_version
+
+    data = await asyncio.to_thread(_pack, src.folder, src.parts)
+    version = staged_version(src.version) if staged else src.version
+    source_id = await runtime.upload(src.name, version, data, namespace="micro")
+    return source_id + (f"//{src.subfolder}" if src.subfolder else "")
 
 
 def _progress() -> Callable[[str], None]:
-    """A one-line progress display on stderr (only on a terminal)."""
+    """Progress: one line on stderr redrawn in place on a terminal; otherwise (CI logs)
+    a line on stdout for each change."""
     if not sys.stderr.isatty():
-        return lambda text: None
+        last = [""]
+
+        def line(text: str) -> None:
+            if text and text != last[0]:
+                click.echo(text)
+            last[0] = text
+
+        return line
     from rich.console import Console
 
     status = Console(stderr=True).status("")
@@ -130,6 +233,32 @@ async def _wait_running(runtime: RPCRuntime, name: str, version: str) -> Service
             await asyncio.sleep(_POLL)
     finally:
         show("")
+
+
+async def _wait_rolled(runtime: RPCRuntime, name: str, version: str) -> Service:
+    """Poll until a rolling update is over; CliError with its reason when it failed (the
+    old version still serves)."""
+    show = _progress()
+    try:
+        while True:
+            found = await runtime.read(name=name, version=version)
+            if not found:
+                raise CliError(f"Service {name} is gone: it was killed meanwhile", 1)
+            svc = found[0]
+            updating = svc.metadata.get("updating", "")
+            if not updating:
+                break
+            show(f"{name}: updating ({updating})")
+            await asyncio.sleep(_POLL)
+    finally:
+        show("")
+    if "update_error" in svc.metadata:
+        raise CliError(
+            f"Update of {name} failed, the previous version still serves: "
+            + svc.metadata["update_error"],
+            1,
+        )
+    return await _wait_running(runtime, name, version)
 
 
 def _service(
@@ -197,11 +326,13 @@ def run(
     if watch and src.folder is None:
         raise CliError("--watch works with a local folder only", 1)
 
+    token = _git_token(src)
+
     async def body(session: Session) -> None:
         from micro.runtime.client import RPCRuntime
 
         runtime = RPCRuntime(session.client)
-        existing = await runtime.read(name=src.name, version=src.version)
+        existing = await _read_logged_in(session, runtime, src)
         if not force and any(s.status not in ("error", "stopped") for s in existing):
             raise CliError(
                 f"Service {src.name} ({src.version}) is already running: "
@@ -209,12 +340,31 @@ def run(
                 1,
             )
         source_id = await _upload(runtime, src)
-        await runtime.create(_service(src, source_id, instances or 1, env, meta), force=force)
-        await _wait_running(runtime, src.name, src.version)
+        service = _service(src, source_id, instances or 1, env, meta)
+        await runtime.create(service, force=force, git_token=token)
+        try:
+            await _wait_running(runtime, src.name, src.version)
+        except CliError:
+            if not existing:  # a name that never ran leaves no row in error behind
+                with contextlib.suppress(Exception):
+                    await runtime.delete(src.name, version=src.version)
+            raise
         if watch:
             await _watch(runtime, src)
 
     run_with_client(body)
+
+
+async def _read_logged_in(session: Session, runtime: RPCRuntime, src: _Source) -> list[Service]:
+    """The service's current rows; a refusal for want of a login says to log in."""
+    from micro import errors
+
+    try:
+        return await runtime.read(name=src.name, version=src.version)
+    except (errors.Unauthorized, errors.Forbidden):
+        if session.credentials.current() is None:
+            raise CliError("You are not logged in: run 'micro login' first", 2) from None
+        raise
 
 
 async def _watch(runtime: RPCRuntime, src: _Source) -> None:
@@ -232,14 +382,14 @@ async def _watch(runtime: RPCRuntime, src: _Source) -> None:
     click.echo(f"Watching {src.folder} for changes (Ctrl-C to stop watching)", err=True)
     async for _ in awatch(src.folder.resolve(), watch_filter=wanted, debounce=_WATCH_DEBOUNCE_MS):
         click.echo(f"Files changed: restarting {src.name}", err=True)
-        source_id = await _upload(runtime, src)
+        source_id = await _upload(runtime, src, staged=True)
         from micro.runtime.base import Service
 
         await runtime.update(
             Service(name=src.name, version=src.version, source=source_id, instances=0)
         )
         try:
-            await _wait_running(runtime, src.name, src.version)
+            await _wait_rolled(runtime, src.name, src.version)
         except CliError as exc:  # keep watching: the next save may fix it
             click.echo(exc.format_message(), err=True)
 
@@ -253,26 +403,55 @@ def update(
     env_vars: tuple[str, ...],
     metadata: tuple[str, ...],
 ) -> None:
-    """Rebuild a running service from its folder or git URL and restart it."""
-    src = _source(source, name)
+    """Rebuild a running service from its folder or git URL and roll it out: the old
+    instances serve until the new ones run. ``micro update NAME[@VERSION] --instances N``
+    only scales it, without a restart."""
     env, meta = _env_vars(env_vars), _metadata(metadata)
+    scale = _scaling(source, instances, env, meta)
+    src = _source(source, name) if scale is None else None
+    token = _git_token(src) if src is not None else ""
 
     async def body(session: Session) -> None:
         from micro import errors
+        from micro.runtime.base import Service
         from micro.runtime.client import RPCRuntime
 
         runtime = RPCRuntime(session.client)
-        if not await runtime.read(name=src.name, version=src.version):
+        if scale is not None:
+            svc_name, version = scale
+            found = await runtime.read(name=svc_name, version=version)
+            if not found:
+                raise CliError(f'Service "{source}" not found: start it with micro run', 4)
+            for svc in found:
+                wanted = Service(name=svc.name, version=svc.version, instances=instances or 1)
+                await runtime.update(wanted)
+                await _wait_running(runtime, svc.name, svc.version)
+            return
+        assert src is not None
+        if not await _read_logged_in(session, runtime, src):
             raise CliError(f'Service "{src.name}" not found: start it with micro run', 4)
-        source_id = await _upload(runtime, src)
+        source_id = await _upload(runtime, src, staged=True)
         svc = _service(src, source_id, instances or 0, env, meta)
         try:
-            await runtime.update(svc)
+            await runtime.update(svc, git_token=token)
         except errors.NotFound:
             raise CliError(f'Service "{src.name}" not found', 4) from None
-        await _wait_running(runtime, src.name, src.version)
+        await _wait_rolled(runtime, src.name, src.version)
 
     run_with_client(body)
+
+
+def _scaling(
+    source: str, instances: int | None, env: dict[str, str], meta: dict[str, str]
+) -> tuple[str, str] | None:
+    """``micro update NAME[@VERSION] --instances N`` (NAME not a folder, nothing else
+    changed) scales the service: its name and version; None for an update."""
+    if instances is None or env or meta or Path(source).expanduser().exists():
+        return None
+    name, _, version = source.partition("@")
+    if not name or "/" in name or ":" in name:
+        return None
+    return name, version
 
 
 def _name_version(text: str) -> tuple[str, str]:

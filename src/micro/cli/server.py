@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from micro.cli._run import run
+from micro.cli.errors import CliError
 from micro.cli.main import MicroCommand
+
+if TYPE_CHECKING:
+    from micro.settings import Settings
 
 __all__ = ["server", "service"]
 
@@ -168,6 +174,13 @@ def server(
     Secrets come from the environment only, never flags (a command line is visible to
     every user): MICRO_AUTH_PRIVATE_KEY, MICRO_CONFIG_SECRET_KEY, MICRO_WEB_SECRET (the
     dashboard's key; default: derived from the auth key).
+
+    \b
+    Where it listens (host:port, or off for an edge):
+      MICRO_PROXY_ADDRESS   the proxy, the CLI's door (--proxy_address)  [127.0.0.1:8081]
+      MICRO_API_ADDRESS     the HTTP gateway                            [127.0.0.1:8080]
+      MICRO_WEB_ADDRESS     the web dashboard                           [127.0.0.1:8082]
+      MICRO_GRPC_ADDRESS    the gRPC edge                               [127.0.0.1:8083]
     """
     from micro.log import configure
     from micro.server.app import run_server
@@ -198,7 +211,42 @@ def server(
     os.umask(0o077)  # what the server writes (keys, databases, logs) is its own
     settings = load()
     configure(settings.log_level, settings.log_format)
-    run(lambda: run_server(settings))
+
+    async def serve() -> None:
+        try:
+            await run_server(settings)
+        except OSError as exc:
+            setting = _taken(exc, settings)
+            if setting is None:
+                raise
+            off = "" if setting.startswith("MICRO_PROXY") else " (or off)"
+            raise CliError(
+                f"{exc.strerror or exc}: another server (a micro server?) listens there; "
+                f"set {setting} to another address{off}",
+                1,
+            ) from None
+
+    run(serve)
+
+
+_ADDRESSES = (
+    ("proxy_address", "MICRO_PROXY_ADDRESS (--proxy_address)"),
+    ("api_address", "MICRO_API_ADDRESS"),
+    ("web_address", "MICRO_WEB_ADDRESS"),
+    ("grpc_address", "MICRO_GRPC_ADDRESS"),
+)
+
+
+def _taken(exc: OSError, settings: Settings) -> str | None:
+    """The setting of the address a listener found taken, if that is what ``exc`` says."""
+    text = str(exc)
+    taken = ("already in use", "failed to bind")  # the gRPC edge's words for it
+    if exc.errno != errno.EADDRINUSE and not any(word in text.lower() for word in taken):
+        return None
+    for field, setting in _ADDRESSES:
+        if f" {getattr(settings, field)}" in text:
+            return setting
+    return None
 
 
 @click.command("service", cls=MicroCommand)

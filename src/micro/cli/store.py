@@ -126,6 +126,7 @@ def _as_json(record: Any) -> dict[str, Any]:
         "value": _text(record.value),
         "metadata": record.metadata,
         "expiry": record.expiry,
+        "version": record.version,
     }
 
 
@@ -135,8 +136,22 @@ def _as_json(record: Any) -> dict[str, Any]:
 @click.option("-e", "--expiry", default="", help="Time to live: 10s, 5m, 1h (default: forever).")
 @_database
 @_table
-def write(key: str, value: tuple[str, ...], expiry: str, database: str, table: str) -> None:
-    """Write a record: the VALUE words joined by spaces."""
+@click.option(
+    "--if-version",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Write only while the record's version is this (0: only if there is none).",
+)
+def write(
+    key: str,
+    value: tuple[str, ...],
+    expiry: str,
+    database: str,
+    table: str,
+    if_version: int | None,
+) -> None:
+    """Write a record: the VALUE words joined by spaces. With --if-version, a record at
+    another version is a conflict (exit 127) and nothing is written."""
     from micro.store.base import Record
     from micro.store.client import RPCStore
 
@@ -149,7 +164,9 @@ def write(key: str, value: tuple[str, ...], expiry: str, database: str, table: s
     record = Record(key=key, value=" ".join(value).encode(), expiry=ttl)
 
     async def body(session: Session) -> None:
-        await RPCStore(session.client).write(record, database=_db(session, database), table=table)
+        await RPCStore(session.client).write(
+            record, database=_db(session, database), table=table, if_version=if_version
+        )
 
     run_with_client(body)
 

@@ -9,13 +9,23 @@ In a service, with no set-up::
             await delivery.ack()
 
 or ``@service.consume("orders", group="billing")`` on ``async def handle(order: Order)``.
+A store write and its events committed together: :class:`Outbox` (the transactional outbox).
 Implementations: ``sqlite`` (embedded default), ``memory``, ``nats``, ``redis``, and ``rpc``
 (the client of the ``events`` service).
 """
 
-from micro.events.base import DEAD_LETTER_SUFFIX, Consumer, Delivery, Event, Offset, Stream
+from micro.events.base import (
+    DEAD_LETTER_SUFFIX,
+    Consumer,
+    Delivery,
+    Event,
+    Group,
+    Offset,
+    Stream,
+)
 from micro.events.consumer import ConsumerSpec, consumer, run_consumers
 from micro.events.default import consume, default, publish, read, set_default
+from micro.events.outbox import Message, Outbox
 
 __all__ = [
     "DEAD_LETTER_SUFFIX",
@@ -23,7 +33,10 @@ __all__ = [
     "ConsumerSpec",
     "Delivery",
     "Event",
+    "Group",
+    "Message",
     "Offset",
+    "Outbox",
     "Stream",
     "consume",
     "consumer",

@@ -12,6 +12,7 @@ from micro import errors
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "check_consume",
+    "check_group",
     "check_limit",
     "check_namespace",
     "check_offset",
@@ -69,15 +70,21 @@ def check_consume(
     """Everything :meth:`~micro.events.base.Stream.consume` is given."""
     check_topic(topic)
     check_namespace(namespace)
-    if group is not None and not _GROUP.fullmatch(group):
-        raise errors.BadRequest(
-            "events", f"invalid group {group!r}: letters, digits, '_' or '-' (at most 128)"
-        )
+    if group is not None:
+        check_group(group)
     check_offset(offset)
     if not ack_wait > 0:
         raise errors.BadRequest("events", f"ack_wait must be positive, not {ack_wait}")
     if retry_limit is not None and retry_limit < 0:
         raise errors.BadRequest("events", f"retry_limit must not be negative, not {retry_limit}")
+
+
+def check_group(group: str) -> None:
+    """A group name: letters, digits, ``_ -``; at most 128 characters."""
+    if not isinstance(group, str) or not _GROUP.fullmatch(group):
+        raise errors.BadRequest(
+            "events", f"invalid group {group!r}: letters, digits, '_' or '-' (at most 128)"
+        )
 
 
 def offset_time(offset: datetime.datetime) -> float:

@@ -60,6 +60,20 @@ def _untoken(token: str) -> str:
     return out.decode()
 
 
+def group_config(durable: str | None, subject: str, ack_wait: float) -> Any:
+    """A consumer group's JetStream consumer: explicit acks, no server-side delivery limit
+    (dead letters are ours), no cap on unacked events; durable when ``durable`` is named."""
+    return api.ConsumerConfig(
+        name=durable,
+        durable_name=durable,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        filter_subject=subject,
+        max_ack_pending=-1,
+    )
+
+
 def _short(name: str) -> str:
     """A stream or consumer name of bounded length (file stores use it as a folder)."""
     if len(name) <= _MAX_NAME:
@@ -180,17 +194,11 @@ class _NatsConsumer(Consumer):
                 with contextlib.suppress(js_errors.APIError):
                     await jsm.add_consumer(name, existing.config)
         else:
-            config = api.ConsumerConfig(
-                ack_policy=api.AckPolicy.EXPLICIT,
-                ack_wait=self._ack_wait,
-                max_deliver=-1,
-                filter_subject=subject,
-                max_ack_pending=-1,
-                num_replicas=None if self._group is not None else 1,
-            )
+            config = group_config(None, subject, self._ack_wait)
             if self._group is not None:
                 config.name = config.durable_name = _short(_token(self._group))
             else:
+                config.num_replicas = 1
                 config.name = f"e{uuid.uuid4().hex}"
                 config.inactive_threshold = max(300.0, 4 * self._ack_wait)
                 config.mem_storage = True

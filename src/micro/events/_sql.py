@@ -37,6 +37,7 @@ from micro import errors
 from micro._batch import take_batch
 from micro.events._checks import (
     check_consume,
+    check_group,
     check_limit,
     check_namespace,
     check_offset,
@@ -53,12 +54,14 @@ from micro.events._sql_ops import (
     _Claim,
     _claim,
     _drop_group,
+    _groups,
     _read,
     _release,
+    _reset,
     _sweep,
     _topics,
 )
-from micro.events.base import Consumer, Delivery, Event, Offset, Stream
+from micro.events.base import Consumer, Delivery, Event, Group, Offset, Stream
 
 __all__ = ["SQLStream"]
 
@@ -356,6 +359,23 @@ class SQLStream(Stream):
         check_namespace(namespace)
         names: list[str] = await self._run(_topics, namespace)
         return names
+
+    async def groups(self, topic: str, *, namespace: str = "micro") -> list[Group]:
+        check_topic(topic)
+        check_namespace(namespace)
+        found: list[Group] = await self._run(_groups, namespace, topic)
+        return found
+
+    async def reset(
+        self, topic: str, group: str, *, offset: Offset | None, namespace: str = "micro"
+    ) -> Group:
+        check_topic(topic)
+        check_group(group)
+        check_namespace(namespace)
+        check_offset(offset)
+        moved: Group = await self._run(_reset, namespace, topic, group, _offset(offset))
+        self._wake(namespace, topic)  # waiting members claim from the new position
+        return moved
 
     async def close(self) -> None:
         with self._lock:

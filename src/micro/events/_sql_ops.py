@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from micro.events.base import DEAD_LETTER_SUFFIX, Event
+from micro.events.base import DEAD_LETTER_SUFFIX, Event, Group
 
 _BATCH: Final = 1024
 _EPHEMERAL: Final = "~"
@@ -273,6 +273,38 @@ def _drop_group(conn: sqlite3.Connection, ns: str, topic: str, group: str) -> No
     key = (ns, topic, group)
     conn.execute('DELETE FROM groups WHERE namespace = ? AND topic = ? AND "group" = ?', key)
     conn.execute('DELETE FROM pending WHERE namespace = ? AND topic = ? AND "group" = ?', key)
+
+
+def _groups(conn: sqlite3.Connection, ns: str, topic: str) -> list[Group]:
+    """The named groups of a topic: next sequence, unacked deliveries, events not given."""
+    rows = conn.execute(
+        'SELECT g."group", g.next, '
+        "(SELECT count(*) FROM pending AS p WHERE p.namespace = g.namespace AND p.topic = g.topic "
+        'AND p."group" = g."group"), '
+        "(SELECT count(*) FROM events AS e WHERE e.namespace = g.namespace AND e.topic = g.topic "
+        "AND e.sequence >= g.next) "
+        'FROM groups AS g WHERE g.namespace = ? AND g.topic = ? AND substr(g."group", 1, 1) != ? '
+        'ORDER BY g."group"',
+        (ns, topic, _EPHEMERAL),
+    ).fetchall()
+    return [Group(group, nxt, pending, lag) for group, nxt, pending, lag in rows]
+
+
+def _reset(
+    conn: sqlite3.Connection, ns: str, topic: str, group: str, offset: float | int | None
+) -> Group:
+    """Move a group (made if new) to ``offset`` and forget its unacked deliveries."""
+    nxt = _start(conn, ns, topic, offset)
+    conn.execute(
+        'INSERT INTO groups (namespace, topic, "group", next) VALUES (?, ?, ?, ?) '
+        'ON CONFLICT (namespace, topic, "group") DO UPDATE SET next = excluded.next',
+        (ns, topic, group, nxt),
+    )
+    conn.execute(
+        'DELETE FROM pending WHERE namespace = ? AND topic = ? AND "group" = ?', (ns, topic, group)
+    )
+    [found] = [g for g in _groups(conn, ns, topic) if g.group == group]
+    return found
 
 
 def _sweep(conn: sqlite3.Connection, max_age: float | None, max_events: int | None) -> int:

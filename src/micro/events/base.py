@@ -12,6 +12,10 @@
 - An *offset* is a sequence number (``int``: the first event to deliver) or a time
   (``datetime``: events at or after it). A new group starts at its offset, or at the end (only
   new events) when none is given; an existing group resumes where it was.
+- ``groups`` shows each named group of a topic: the sequence it gets next, its unacked
+  deliveries and its *lag* (events stored past its position); ``reset`` moves a group to an
+  offset (made if new) and forgets its unacked deliveries: from there on it gets every
+  event again (a rewind) or skips some (a move forward).
 - Retention: a topic keeps events up to an age and a count (settings of the implementation).
 - Topics are namespaced: one namespace never sees another's.
 """
@@ -28,7 +32,7 @@ import msgspec
 
 from micro.watch import Subscription
 
-__all__ = ["DEAD_LETTER_SUFFIX", "Consumer", "Delivery", "Event", "Offset", "Stream"]
+__all__ = ["DEAD_LETTER_SUFFIX", "Consumer", "Delivery", "Event", "Group", "Offset", "Stream"]
 
 DEAD_LETTER_SUFFIX: Final = ".dead"
 
@@ -49,6 +53,20 @@ class Event(msgspec.Struct, omit_defaults=True):
     def decode(self, tp: type[Any]) -> Any:
         """The payload decoded as JSON into ``tp``."""
         return msgspec.json.decode(self.payload, type=tp)
+
+
+class Group(msgspec.Struct):
+    """Where a named consumer group of a topic is.
+
+    ``next`` is the sequence it is given next (every event before it was delivered);
+    ``pending`` how many delivered events wait for an ack; ``lag`` how many stored events
+    it has not been given yet (published after its position).
+    """
+
+    group: str
+    next: int
+    pending: int = 0
+    lag: int = 0
 
 
 class Delivery:
@@ -126,6 +144,19 @@ class Stream(ABC):
     @abstractmethod
     async def topics(self, *, namespace: str = "micro") -> builtins.list[str]:
         """Topics of the namespace that hold events, sorted."""
+
+    @abstractmethod
+    async def groups(self, topic: str, *, namespace: str = "micro") -> builtins.list[Group]:
+        """The named consumer groups of ``topic`` (groups of one are not listed), by name;
+        ``[]`` when none."""
+
+    @abstractmethod
+    async def reset(
+        self, topic: str, group: str, *, offset: Offset | None, namespace: str = "micro"
+    ) -> Group:
+        """Move ``group`` (made if new) to ``offset`` (``None``: the end, past every stored
+        event) and drop its unacked deliveries; where it is now. Members consuming keep
+        consuming from there."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files; open consumers end."""

@@ -13,15 +13,19 @@ from typing import Any
 
 from micro import errors
 from micro.events._checks import check_consume
-from micro.events.base import Consumer, Delivery, Event, Offset, Stream
+from micro.events.base import Consumer, Delivery, Event, Group, Offset, Stream
 from micro.events.proto import (
     AckRequest,
     ConsumeRequest,
     ConsumeResponse,
+    GroupsRequest,
+    GroupsResponse,
     PublishRequest,
     PublishResponse,
     ReadRequest,
     ReadResponse,
+    ResetRequest,
+    ResetResponse,
     TopicsRequest,
     TopicsResponse,
 )
@@ -127,6 +131,31 @@ class RPCStream(Stream):
         )
         topics: list[str] = rsp.topics
         return topics
+
+    async def groups(self, topic: str, *, namespace: str = "micro") -> builtins.list[Group]:
+        rsp = await self._client.call(
+            _SERVICE,
+            "Stream.Groups",
+            GroupsRequest(topic),
+            response_type=GroupsResponse,
+            metadata=_metadata(namespace),
+        )
+        groups: list[Group] = rsp.groups
+        return groups
+
+    async def reset(
+        self, topic: str, group: str, *, offset: Offset | None, namespace: str = "micro"
+    ) -> Group:
+        sequence, at = _offset_fields(offset)
+        rsp = await self._client.call(
+            _SERVICE,
+            "Stream.Reset",
+            ResetRequest(topic, group, sequence, at),
+            response_type=ResetResponse,
+            metadata=_metadata(namespace),
+        )
+        moved: Group = rsp.group
+        return moved
 
 
 class _RPCConsumer(Consumer):

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from micro.events.base import Delivery, Event, Offset, Stream
-from micro.trace.messaging import consumed
+from micro.trace.messaging import consumed as in_span
 
 __all__ = ["ConsumerSpec", "consumer", "run_consumers"]
 
@@ -87,6 +87,9 @@ def _argument(delivery: Delivery, tp: Any) -> Any:
 
 
 async def _run(stream: Stream, spec: ConsumerSpec, namespace: str, service: str) -> None:
+    from micro.metrics.process import default as default_metrics
+
+    consumed = default_metrics().consumed
     while True:
         consumer = stream.consume(
             spec.topic,
@@ -100,7 +103,7 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str, service: str)
         try:
             async for delivery in consumer:
                 try:
-                    await consumed(
+                    await in_span(
                         spec.topic,
                         namespace,
                         service,
@@ -116,6 +119,7 @@ async def _run(stream: Stream, spec: ConsumerSpec, namespace: str, service: str)
                     await delivery.nack()
                 else:
                     await delivery.ack()
+                    consumed.inc(spec.topic, spec.group or "")
             return  # the stream closed
         except asyncio.CancelledError:
             raise
@@ -130,7 +134,16 @@ async def run_consumers(
     stream: Stream, specs: list[ConsumerSpec], namespace: str, *, service: str = ""
 ) -> list[asyncio.Task[None]]:
     """Start one task per spec (cancel them to stop); each reconnects after a failure.
-    Each event is handled in a span of ``service`` continuing its publisher's trace."""
+    Each event is handled in a span of ``service`` continuing its publisher's trace; the
+    lag of every named group is kept in this process's metrics."""
+    from micro.metrics.process import default as default_metrics
+
+    metrics = default_metrics()
+    for spec in specs:
+        if spec.group is not None:
+            metrics.watch_lag(spec.topic, spec.group, functools.partial(
+                stream.groups, spec.topic, namespace=namespace
+            ))  # fmt: skip
     return [
         asyncio.create_task(
             _run(stream, spec, namespace, service), name=f"micro-consume-{spec.topic}"

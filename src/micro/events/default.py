@@ -72,14 +72,18 @@ async def publish(
     timestamp: float | None = None,
 ) -> Event:
     """Publish to ``topic``; see :meth:`micro.events.Stream.publish`."""
+    from micro.metrics.process import default as default_metrics
+
     b = default()
-    return await b.stream.publish(
+    event = await b.stream.publish(
         topic,
         encode_payload(payload),
         metadata=metadata,
         timestamp=timestamp,
         namespace=b.namespace,
     )
+    default_metrics().published.inc(topic)
+    return event
 
 
 def consume(

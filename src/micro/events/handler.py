@@ -21,10 +21,14 @@ from micro.events.base import Stream as StreamBackend
 from micro.events.proto import (
     ConsumeMessage,
     ConsumeResponse,
+    GroupsRequest,
+    GroupsResponse,
     PublishRequest,
     PublishResponse,
     ReadRequest,
     ReadResponse,
+    ResetRequest,
+    ResetResponse,
     TopicsRequest,
     TopicsResponse,
 )
@@ -56,7 +60,8 @@ def offset_of(sequence: int, at: float) -> Offset | None:
 
 
 class Stream:
-    """The ``Stream`` handler: ``Stream.Publish``, ``Stream.Consume``, ``Stream.Topics``."""
+    """The ``Stream`` handler: ``Stream.Publish``, ``Stream.Consume``, ``Stream.Topics``,
+    ``Stream.Groups`` and ``Stream.Reset``."""
 
     def __init__(self, backend: StreamBackend) -> None:
         self._backend = backend
@@ -135,6 +140,22 @@ class Stream:
     async def topics(self, req: TopicsRequest) -> TopicsResponse:
         """The topics of the caller's namespace."""
         return TopicsResponse(await self._backend.topics(namespace=_namespace()))
+
+    async def groups(self, req: GroupsRequest) -> GroupsResponse:
+        """The consumer groups of a topic of the caller's namespace: position, unacked, lag."""
+        return GroupsResponse(await self._backend.groups(req.topic, namespace=_namespace()))
+
+    async def reset(self, req: ResetRequest) -> ResetResponse:
+        """Move a consumer group of the caller's namespace to a sequence or a time (neither:
+        the end); its unacked deliveries are forgotten."""
+        namespace = _namespace()
+        group = await self._backend.reset(
+            req.topic,
+            req.group,
+            offset=offset_of(req.offset_sequence, req.offset_time),
+            namespace=namespace,
+        )
+        return ResetResponse(group)
 
 
 class Store:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from micro import errors
 from micro.events._checks import (
     check_consume,
+    check_group,
     check_limit,
     check_namespace,
     check_offset,
@@ -53,7 +54,7 @@ from micro.events._checks import (
     check_topic,
     offset_time,
 )
-from micro.events.base import Consumer, Event, Offset, Stream
+from micro.events.base import Consumer, Event, Group, Offset, Stream
 from micro.store._backend import redact
 
 try:
@@ -79,9 +80,19 @@ from micro.events._nats_consumer import (
     _short,
     _token,
     _untoken,
+    group_config,
 )
 
 __all__ = ["NatsStream"]
+
+
+def _group_name(durable: str) -> str:
+    """The group a durable consumer is named after (as is, if its name was shortened)."""
+    try:
+        return _untoken(durable)
+    except (ValueError, UnicodeDecodeError):
+        return durable
+
 
 T = TypeVar("T")
 
@@ -530,6 +541,63 @@ class NatsStream(Stream):
                     return found
         except _BACKEND_ERRORS as exc:
             raise self._failure(exc) from exc
+
+    async def groups(self, topic: str, *, namespace: str = "micro") -> builtins.list[Group]:
+        check_topic(topic)
+        check_namespace(namespace)
+        name = self._stream_name(namespace, topic)
+        if await self._info(name) is None:
+            return []
+        try:
+            infos = await self._answer("listing the groups", self._jsm.consumers_info(name))
+        except js_errors.NotFoundError:
+            return []
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+        found = [
+            Group(
+                _group_name(info.config.durable_name),
+                info.delivered.stream_seq + 1,
+                info.num_ack_pending or 0,
+                info.num_pending or 0,
+            )
+            for info in infos
+            if info.config.durable_name  # a group of one (or a read) is ephemeral
+        ]
+        return sorted(found, key=lambda g: g.group)
+
+    async def reset(
+        self, topic: str, group: str, *, offset: Offset | None, namespace: str = "micro"
+    ) -> Group:
+        """A durable consumer's start cannot change: it is deleted and made again with the
+        same settings at the new start (members bound to it set up again on their own)."""
+        check_topic(topic)
+        check_group(group)
+        check_namespace(namespace)
+        check_offset(offset)
+        name = await self._ensure(namespace, topic)
+        durable = _short(_token(group))
+        start = None
+        if offset is not None:
+            info = await self._info(name)
+            start = None if info is None else await self._start(name, info, offset)
+        try:
+            try:
+                config = (await self._jsm.consumer_info(name, durable)).config
+                await self._jsm.delete_consumer(name, durable)
+            except js_errors.NotFoundError:
+                config = group_config(durable, self._subject(namespace, topic), 30.0)
+            config.opt_start_time = None
+            if start is None:
+                config.deliver_policy, config.opt_start_seq = api.DeliverPolicy.NEW, None
+            else:
+                config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+                config.opt_start_seq = start
+            await self._jsm.add_consumer(name, config)
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
+        [moved] = [g for g in await self.groups(topic, namespace=namespace) if g.group == group]
+        return moved
 
     async def delete_all(self) -> int:
         """Delete every stream of this prefix (all namespaces, topics, groups); how many."""

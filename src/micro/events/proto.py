@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import msgspec
 
-from micro.events.base import Event
+from micro.events.base import Event, Group
 
 __all__ = [
     "AckRequest",
     "ConsumeMessage",
     "ConsumeRequest",
     "ConsumeResponse",
+    "GroupsRequest",
+    "GroupsResponse",
     "PublishRequest",
     "PublishResponse",
     "ReadRequest",
     "ReadResponse",
+    "ResetRequest",
+    "ResetResponse",
     "TopicsRequest",
     "TopicsResponse",
 ]
@@ -101,3 +105,24 @@ class ReadRequest(msgspec.Struct, omit_defaults=True):
 
 class ReadResponse(msgspec.Struct):
     events: list[Event] = []
+
+
+class GroupsRequest(msgspec.Struct, omit_defaults=True):
+    topic: str = ""
+
+
+class GroupsResponse(msgspec.Struct):
+    groups: list[Group] = []
+
+
+class ResetRequest(msgspec.Struct, omit_defaults=True):
+    """Move ``group`` of ``topic`` to a sequence or a time; neither given: to the end."""
+
+    topic: str = ""
+    group: str = ""
+    offset_sequence: int = 0
+    offset_time: float = 0.0
+
+
+class ResetResponse(msgspec.Struct):
+    group: Group

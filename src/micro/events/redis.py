@@ -43,6 +43,7 @@ import msgspec
 from micro import errors
 from micro.events._checks import (
     check_consume,
+    check_group,
     check_limit,
     check_namespace,
     check_offset,
@@ -50,7 +51,7 @@ from micro.events._checks import (
     check_topic,
     offset_time,
 )
-from micro.events.base import Consumer, Event, Offset, Stream
+from micro.events.base import Consumer, Event, Group, Offset, Stream
 from micro.store._backend import redact
 
 try:
@@ -68,8 +69,10 @@ if TYPE_CHECKING:
 
 from micro.events._redis_consumer import (
     _BACKEND_ERRORS,
+    _EPHEMERAL,
     _event,
     _RedisConsumer,
+    _seq,
 )
 
 __all__ = ["RedisStream"]
@@ -377,6 +380,51 @@ class RedisStream(Stream):
             pipe.xlen(self._key(namespace, name) + "s")
         counts = await self._do(pipe.execute())
         return [name for name, count in zip(names, counts, strict=True) if count]
+
+    async def groups(self, topic: str, *, namespace: str = "micro") -> builtins.list[Group]:
+        check_topic(topic)
+        check_namespace(namespace)
+        base = self._key(namespace, topic)
+        if not await self._do(self._redis.exists(base + "s")):
+            return []
+        infos = await self._do(self._redis.xinfo_groups(base + "s"))
+        last = int(await self._do(self._redis.get(base + "n")) or 0)
+        found = []
+        for info in infos:
+            name = info["name"].decode()
+            if name.startswith(_EPHEMERAL):
+                continue
+            delivered = _seq(info["last-delivered-id"])
+            # Redis counts the lag itself unless entries were trimmed: then the sequences do.
+            lag = info.get("lag")
+            lag = max(last - delivered, 0) if lag is None else int(lag)
+            found.append(Group(name, delivered + 1, int(info["pending"]), lag))
+        return sorted(found, key=lambda g: g.group)
+
+    async def reset(
+        self, topic: str, group: str, *, offset: Offset | None, namespace: str = "micro"
+    ) -> Group:
+        check_topic(topic)
+        check_group(group)
+        check_namespace(namespace)
+        check_offset(offset)
+        key = self._key(namespace, topic) + "s"
+        first = 0 if offset is None else await self._start(key, offset)
+        start = "$" if not first else (f"{first - 1}-0" if first > 1 else "0")
+        try:
+            await self._do(self._redis.xgroup_setid(key, group, start))
+        except errors.InternalServerError as exc:
+            if "NOGROUP" not in exc.detail:
+                raise
+            await self._do(self._redis.xgroup_create(key, group, start, mkstream=True))
+        # Its unacked deliveries are forgotten: acked here, a thousand at a time.
+        for _ in range(100_000):  # bounded: a member may still claim while this runs
+            pending = await self._do(self._redis.xpending_range(key, group, "-", "+", 1000))
+            if not pending:
+                break
+            await self._do(self._redis.xack(key, group, *(p["message_id"] for p in pending)))
+        [moved] = [g for g in await self.groups(topic, namespace=namespace) if g.group == group]
+        return moved
 
     async def delete_all(self) -> int:
         """Delete every key of this prefix (all namespaces, topics, groups); how many."""

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from micro import errors
-from micro.events.base import DEAD_LETTER_SUFFIX, Consumer, Delivery, Stream
+from micro.events.base import DEAD_LETTER_SUFFIX, Consumer, Delivery, Group, Stream
 
 __all__ = ["WAIT", "StreamSuite", "next_delivery", "unique"]
 
@@ -37,6 +37,21 @@ async def next_delivery(consumer: Consumer, timeout: float = WAIT) -> Delivery:
     """The consumer's next delivery, failing the test if none comes within ``timeout``."""
     async with asyncio.timeout(timeout):
         return await consumer.next()
+
+
+async def _settled(stream: Stream, topic: str, ns: str, want: Group) -> Group:
+    """The group once it shows ``want``: acks reach some backends a moment after ``ack()``
+    returns (NATS acks are published, not confirmed), so this looks a bounded few times."""
+    found: Group | None = None
+    for _ in range(100):
+        found = next(
+            (g for g in await stream.groups(topic, namespace=ns) if g.group == want.group), None
+        )
+        if found == want:
+            return found
+        await asyncio.sleep(0.05)
+    assert found == want
+    return found
 
 
 async def _publish_n(stream: Stream, topic: str, n: int, ns: str, start: int = 1) -> None:
@@ -348,3 +363,54 @@ class StreamSuite:
         assert [e.sequence for e in stored] == list(range(1, 51))
         by_seq = {e.sequence: e.payload for e in events}
         assert all(by_seq[e.sequence] == e.payload for e in stored)
+
+    async def test_groups_show_position_and_lag_and_reset_moves_them(self, stream: Stream) -> None:
+        ns, topic, g = unique("ns"), unique(), unique("g")
+        base = 1_700_000_000.0
+        for i in range(1, 4):
+            await stream.publish(topic, f"e{i}".encode(), timestamp=base + i, namespace=ns)
+        assert await stream.groups(topic, namespace=ns) == []
+        assert await stream.reset(topic, g, offset=2, namespace=ns) == Group(g, 2, 0, 2)
+        async with stream.consume(topic, group=g, auto_ack=False, namespace=ns) as consumer:
+            for seq in (2, 3):
+                delivery = await next_delivery(consumer)
+                assert delivery.event.sequence == seq
+                await delivery.ack()
+            await _settled(stream, topic, ns, Group(g, 4, 0, 0))
+        await _publish_n(stream, topic, 2, ns, start=4)
+        await _settled(stream, topic, ns, Group(g, 4, 0, 2))
+        # Back to the start: every event again.
+        assert await stream.reset(topic, g, offset=1, namespace=ns) == Group(g, 1, 0, 5)
+        async with stream.consume(topic, group=g, namespace=ns) as consumer:
+            assert (await next_delivery(consumer)).event.sequence == 1
+        # To a time, to the end, and a group of one is never listed.
+        at = datetime.datetime.fromtimestamp(base + 3, tz=datetime.UTC)
+        assert await stream.reset(topic, g, offset=at, namespace=ns) == Group(g, 3, 0, 3)
+        async with stream.consume(topic, offset=1, namespace=ns) as alone:
+            await next_delivery(alone)
+            assert await stream.reset(topic, g, offset=None, namespace=ns) == Group(g, 6, 0, 0)
+            assert [x.group for x in await stream.groups(topic, namespace=ns)] == [g]
+        assert await stream.groups(topic, namespace=unique("ns")) == []
+
+    async def test_reset_forgets_unacked_deliveries(self, stream: Stream) -> None:
+        ns, topic, g = unique("ns"), unique(), unique("g")
+        await _publish_n(stream, topic, 2, ns)
+        async with stream.consume(
+            topic, group=g, offset=1, auto_ack=False, ack_wait=60, namespace=ns
+        ) as consumer:
+            assert (await next_delivery(consumer)).event.sequence == 1  # never acked
+        [held] = await stream.groups(topic, namespace=ns)
+        assert held.pending >= 1
+        assert await stream.reset(topic, g, offset=2, namespace=ns) == Group(g, 2, 0, 1)
+        async with stream.consume(topic, group=g, auto_ack=False, namespace=ns) as consumer:
+            delivery = await next_delivery(consumer)
+            assert (delivery.event.sequence, delivery.attempt) == (2, 1)
+
+    async def test_groups_and_reset_reject_bad_input(self, stream: Stream) -> None:
+        ns = unique("ns")
+        with pytest.raises(errors.BadRequest):
+            await stream.groups("bad topic", namespace=ns)
+        with pytest.raises(errors.BadRequest):
+            await stream.reset(unique(), "bad group!", offset=1, namespace=ns)
+        with pytest.raises(errors.BadRequest):
+            await stream.reset("bad topic", "g", offset=1, namespace=ns)

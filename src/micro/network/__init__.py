@@ -1,7 +1,7 @@
 """The network: which services, nodes and routes a namespace can reach (reference §2.10).
 
-Routing itself (round robin, ejecting failed nodes, retries) lives in the client's
-selector and the server's proxy; this block answers questions about it.
+Routing itself (round robin, breakers, retries) lives in :mod:`micro.routing`, used by
+the client and the server's proxy; this block answers questions about it.
 """
 
 from micro.network.client import RPCNetwork

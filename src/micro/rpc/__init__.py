@@ -2,7 +2,7 @@
 
 from micro.rpc.client import Client, ClientStream
 from micro.rpc.context import Call
-from micro.rpc.endpoint import Endpoint, endpoints_of
+from micro.rpc.endpoint import Endpoint, endpoints_of, idempotent
 from micro.rpc.server import Server
 from micro.rpc.types import ClientCall, ClientMiddleware, Handler, ServerMiddleware
 
@@ -17,4 +17,5 @@ __all__ = [
     "Server",
     "ServerMiddleware",
     "endpoints_of",
+    "idempotent",
 ]

@@ -1,13 +1,14 @@
 """The RPC client: call any service by name, unary or streaming.
 
 Calls to the platform's core services go to the proxy (``MICRO_PROXY``). Calls to other
-services go straight to one of their nodes, found in the registry and picked round robin
-by the :class:`~micro.rpc.selector.Selector`, unless the client is told to send
-everything through the proxy (the CLI does, since a remote server's nodes are not
-reachable from a laptop).
+services go straight to one of their nodes, picked by the process's
+:class:`~micro.routing.Router` (round robin, breakers, retries by the ``resilience``
+config), unless the client is told to send everything through the proxy (the CLI does,
+since a remote server's nodes are not reachable from a laptop; the proxy then routes).
 
-Only a failure to *connect* is retried, on another node: once a request has been sent,
-the handler may have run, so a lost connection is reported, not replayed.
+A failure to *connect* is retried on another node; once a request has been sent, the
+handler may have run, so the call is made again only when its endpoint is idempotent
+(:func:`micro.rpc.endpoint.idempotent`), within the policy's retries and retry budget.
 
 A caller's own token (``authorization``) only ever goes to the proxy. A call that goes
 straight to a node carries instead a token bound to that one service, got through the
@@ -18,37 +19,24 @@ it could replay elsewhere.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from micro import errors
 from micro.codec import MSGPACK, codec_for
+from micro.routing.table import CORE_SERVICES
 from micro.rpc import context
-from micro.rpc.selector import Lookup, Selector
 from micro.rpc.types import ClientCall, ClientMiddleware, Next
 from micro.wire import frames
 from micro.wire.connection import Connection
 from micro.wire.pool import Pool
 from micro.wire.stream import Stream
 
+if TYPE_CHECKING:
+    from micro.routing.router import Router
+
 __all__ = ["CORE_SERVICES", "Client", "ClientStream", "Exchange"]
 
 T = TypeVar("T")
-
-CORE_SERVICES: Final = frozenset(
-    {
-        "registry",
-        "broker",
-        "store",
-        "config",
-        "events",
-        "auth",
-        "runtime",
-        "network",
-        "proxy",
-        "trace",
-    }
-)
-"""Services the server itself hosts: always reached through the proxy."""
 
 _NO_REQUEST: Final = object()
 
@@ -114,11 +102,10 @@ class Client:
         self,
         *,
         proxy: str | None = None,
-        lookup: Lookup | None = None,
+        router: Router | None = None,
         via_proxy: bool = False,
         content_type: str = MSGPACK,
         timeout: float = 10.0,
-        retries: int = 2,
         middleware: Sequence[ClientMiddleware] = (),
         metadata: dict[str, str] | None = None,
         pool: Pool | None = None,
@@ -128,14 +115,15 @@ class Client:
         self.exchange = exchange
         """How a call straight to a node gets a token for it; without one, such calls go
         without the caller's token."""
-        self.via_proxy = via_proxy or lookup is None
+        self.via_proxy = via_proxy
+        """Every call through the proxy (which routes them), even with a router."""
         self.content_type = content_type
         self.timeout = timeout
-        self.retries = retries
         # Metadata keys are lower case on the wire, as per-call metadata already is.
         self.metadata = {k.lower(): v for k, v in (metadata or {}).items()}
-        self.pool = pool or Pool()
-        self.selector = Selector(lookup) if lookup is not None else None
+        self.pool = pool or (router.pool if router is not None else Pool())
+        self.router = router
+        """Picks the nodes of calls made straight to services (``None``: all via the proxy)."""
         self._unary: Next = self._send_unary
         self._open: Next = self._open_stream
         for mw in reversed(middleware):
@@ -248,32 +236,40 @@ class Client:
         )
 
     async def _send_unary(self, call: ClientCall) -> bytes:
+        router = self._routed(call)
+        if router is not None:
+            await self._bind(call)
+            namespace = call.metadata.get("micro-namespace", "micro")
+            return await router.unary(_header(call), call.body or b"", namespace=namespace)
         conn = await self._connect(call)
         data: bytes = await conn.unary(_header(call), call.body or b"", call.timeout)
         return data
 
     async def _open_stream(self, call: ClientCall) -> Stream:
+        router = self._routed(call)
+        if router is not None:
+            await self._bind(call)
+            namespace = call.metadata.get("micro-namespace", "micro")
+            return await router.open_stream(_header(call), call.body, namespace=namespace)
         conn = await self._connect(call)
         stream: Stream = conn.open_stream(_header(call), call.body)
         return stream
 
+    def _routed(self, call: ClientCall) -> Router | None:
+        """The router when the call goes straight to a node of its service, else None."""
+        if call.address is not None or self.via_proxy or call.service in CORE_SERVICES:
+            return None
+        return self.router  # None: through the proxy
+
     async def _connect(self, call: ClientCall) -> Connection:
-        """The connection the call goes on; for one straight to a node, its token
-        exchanged for one bound to the service first."""
+        """The connection of a call to a given address or through the proxy; for one
+        straight to a node, its token exchanged for one bound to the service first."""
         if call.address is not None and call.address != self.proxy:
             await self._bind(call)
             return await self.pool.get(call.address)
-        if (
-            call.address is not None
-            or self.via_proxy
-            or call.service in CORE_SERVICES
-            or self.selector is None
-        ):
-            if self.proxy is None:
-                raise errors.ServiceUnavailable(call.service, "no proxy address is configured")
-            return await self.pool.get(self.proxy)
-        await self._bind(call)
-        return await self._node(call)
+        if self.proxy is None:
+            raise errors.ServiceUnavailable(call.service, "no proxy address is configured")
+        return await self.pool.get(self.proxy)
 
     async def _bind(self, call: ClientCall) -> None:
         credential = call.metadata.pop("authorization", None)
@@ -283,26 +279,10 @@ class Client:
                 credential, call.service, namespace
             )
 
-    async def _node(self, call: ClientCall) -> Connection:
-        selector = self.selector
-        assert selector is not None  # a client without one sends everything to the proxy
-        namespace = call.metadata.get("micro-namespace", "micro")
-        tried: list[str] = []
-        while True:
-            address = await selector.select(call.service, namespace, exclude=tried)
-            conn = self.pool.get_nowait(address)
-            if conn is not None:
-                return conn
-            try:
-                return await self.pool.get(address)
-            except errors.ConnectionError:
-                selector.eject(address)
-                tried.append(address)
-                if len(tried) > self.retries:
-                    raise
-
     async def close(self) -> None:
-        """Close every connection of this client."""
+        """Close every connection of this client (and its router's watches)."""
+        if self.router is not None:
+            await self.router.close()
         await self.pool.close()
 
 

@@ -23,7 +23,27 @@ from typing import Any, Literal
 
 from micro.rpc.schema import schema_for
 
-__all__ = ["Endpoint", "Kind", "endpoint_name", "endpoints_of"]
+__all__ = ["Endpoint", "Kind", "endpoint_name", "endpoints_of", "idempotent"]
+
+F = typing.TypeVar("F", bound=Callable[..., Any])
+
+_IDEMPOTENT = "__micro_idempotent__"
+
+
+def idempotent(func: F) -> F:
+    """Mark a handler method as safe to call twice with the same request::
+
+        @micro.idempotent
+        async def get(self, req: GetRequest) -> GetResponse: ...
+
+    Published in the registry (endpoint metadata ``idempotent: "true"``), it lets callers
+    retry a call already sent (after a lost connection or a 502/503/504), within their
+    resilience policy and retry budget. Unmarked endpoints are only retried when the
+    connection was refused, before anything was sent: they may have run once already.
+    """
+    setattr(func, _IDEMPOTENT, True)
+    return func
+
 
 Kind = Literal["unary", "server", "client", "bidi"]
 
@@ -121,6 +141,8 @@ def _endpoint(prefix: str, attr: str, member: Any, func: Any, is_gen: bool) -> E
         resp_type = ret_hint
         kind = "client" if client_streams else "unary"
     metadata = {"stream": "true", "stream_type": kind} if kind != "unary" else {}
+    if getattr(func, _IDEMPOTENT, False):
+        metadata["idempotent"] = "true"
     return Endpoint(
         name=full,
         kind=kind,

@@ -78,11 +78,16 @@ class Runtime(ABC):
 
     @abstractmethod
     async def create(
-        self, service: Service, *, force: bool = False, namespace: str = "micro"
+        self,
+        service: Service,
+        *,
+        force: bool = False,
+        namespace: str = "micro",
+        git_token: str = "",
     ) -> Service:
         """Start running ``service`` (its build goes on in the background: poll
         :meth:`read` for the status). Conflict when it already runs, unless ``force``,
-        which replaces it."""
+        which replaces it. ``git_token`` fetches a private repository."""
 
     @abstractmethod
     async def read(
@@ -91,9 +96,14 @@ class Runtime(ABC):
         """The services of ``namespace`` (all, or those named), sorted by name and version."""
 
     @abstractmethod
-    async def update(self, service: Service, *, namespace: str = "micro") -> Service:
-        """Rebuild from ``service.source`` (or the current source when empty) and restart
-        with the new environment and instance count. Not found when it is not running."""
+    async def update(
+        self, service: Service, *, namespace: str = "micro", git_token: str = ""
+    ) -> Service:
+        """Rebuild from ``service.source`` and roll the new build out (the old instances
+        serve until the new ones run; poll :meth:`read`: ``metadata["updating"]`` while
+        it goes on, ``metadata["update_error"]`` when it failed). With no source and no
+        environment, only the instance count changes: scaled without a restart. Not
+        found when it is not running."""
 
     @abstractmethod
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:

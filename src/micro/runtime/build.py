@@ -41,8 +41,10 @@ __all__ = [
     "BuildError",
     "Where",
     "build_key",
+    "dependencies",
     "ensure_venv",
     "find_uv",
+    "import_root",
     "load_toml",
     "requirements",
 ]
@@ -119,27 +121,98 @@ def _is_platform(line: str) -> bool:
     return match is not None and _normalize(match[0]) == PLATFORM_DISTRIBUTION
 
 
-def requirements(source: Path) -> list[str]:
+def requirements(source: Path, root: Path | None = None) -> list[str]:
     """The service's dependencies, as requirement lines for an installer.
 
     ``[project].dependencies`` of ``pyproject.toml`` when it has them, else the lines of
     ``requirements.txt`` (comments and blank lines dropped, ``-r`` includes followed,
     other options kept), else ``[]``. Requirements of :data:`PLATFORM_DISTRIBUTION`, in
-    any spelling, are dropped. BuildError for a malformed file, or one outside ``source``.
+    any spelling, are dropped, and so are local packages of the repository (see
+    :func:`dependencies`), replaced by their own requirements. BuildError for a malformed
+    file, or one outside ``root`` (default ``source``).
     """
+    return dependencies(source, root)[0]
+
+
+_LOCAL: Final = re.compile(r"^(?:-e\s+|--editable(?:=|\s+))?(?:file:)?(?P<path>\.{1,2}(?:/.*)?)$")
+
+
+def _declared(source: Path, root: Path) -> tuple[list[str], dict[str, str]]:
+    """The requirement lines of ``source``, and its ``[tool.uv.sources]`` paths by name."""
     pyproject = source / "pyproject.toml"
     if pyproject.is_file():
-        project = load_toml(pyproject, "pyproject.toml", source).get("project")
+        data = load_toml(pyproject, f"{_label(source, root)}pyproject.toml", root)
+        project = data.get("project")
+        tool = data.get("tool")
+        uv = tool.get("uv") if isinstance(tool, dict) else None
+        sources = uv.get("sources") if isinstance(uv, dict) else None
+        paths = {
+            _normalize(name): str(spec["path"])
+            for name, spec in (sources.items() if isinstance(sources, dict) else [])
+            if isinstance(spec, dict) and isinstance(spec.get("path"), str)
+        }
         if isinstance(project, dict) and "dependencies" in project:
             deps = project["dependencies"]
             if not isinstance(deps, list) or not all(isinstance(dep, str) for dep in deps):
                 raise BuildError("pyproject.toml: [project].dependencies is not a list of strings")
-            return [dep.strip() for dep in deps if dep.strip() and not _is_platform(dep)]
+            return [dep.strip() for dep in deps if dep.strip()], paths
     listed = source / "requirements.txt"
     if listed.is_file():
-        lines = _read_requirements(listed, "requirements.txt", set(), source)
-        return [line for line in lines if not _is_platform(line)]
-    return []
+        label = f"{_label(source, root)}requirements.txt"
+        return _read_requirements(listed, label, set(), root), {}
+    return [], {}
+
+
+def _label(source: Path, root: Path) -> str:
+    relative = source.resolve().relative_to(root.resolve()).as_posix()
+    return "" if relative == "." else f"{relative}/"
+
+
+def import_root(package: Path) -> Path:
+    """Where a local package's modules are imported from: its ``src/``, else itself."""
+    return package / "src" if (package / "src").is_dir() else package
+
+
+def dependencies(source: Path, root: Path | None = None) -> tuple[list[str], list[Path]]:
+    """The service's requirement lines (see :func:`requirements`) and the folders of the
+    local packages it depends on.
+
+    A local package is a requirement that is a path (``../shared``, ``-e ../shared``,
+    ``file:../shared`` in requirements.txt; a ``[tool.uv.sources]`` entry with a
+    ``path`` in pyproject.toml) inside the repository ``root``. It is not installed: its
+    folder (or its ``src/``, :func:`import_root`) goes on the service's ``PYTHONPATH``, so it is imported from
+    the very checkout the service runs (an update of shared code needs no rebuild), and
+    its own requirements join the service's. BuildError for a path outside ``root``.
+    """
+    root = root or source
+    lines: list[str] = []
+    packages: list[Path] = []
+    seen: set[Path] = set()
+
+    def visit(folder: Path) -> None:
+        seen.add(folder.resolve())
+        declared, paths = _declared(folder, root)
+        for line in declared:
+            match = _LOCAL.match(line)
+            name = None if line.startswith("-") else _NAME.match(line)
+            path = match["path"] if match else (paths.get(_normalize(name[0])) if name else None)
+            if path is None:
+                if not _is_platform(line):
+                    lines.append(line)
+                continue
+            package = (folder / path).resolve()
+            if package == source.resolve():  # the service itself (``-e .``): installed
+                lines.append(line)
+                continue
+            _check_inside(package, root, f"local package {path}")
+            if not package.is_dir():
+                raise BuildError(f"local package {path} is not a folder of the repository")
+            if package not in seen:
+                packages.append(package)
+                visit(package)
+
+    visit(source)
+    return lines, packages
 
 
 def _platform_version() -> str:
@@ -311,6 +384,7 @@ async def _build(
     source: Path,
     final: Path,
     *,
+    root: Path,
     where: Where,
     log: Callable[[str], None],
     timeout: float,
@@ -320,14 +394,15 @@ async def _build(
     try:
         await asyncio.to_thread(final.parent.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(tmp.mkdir, mode=0o755)
-        place = Place(app=source, home=where.home or tmp, venv=tmp, build=True)
+        folder = source.relative_to(root).as_posix() if source != root else ""
+        place = Place(app=root, home=where.home or tmp, venv=tmp, build=True, folder=folder)
         seen = sandbox.seen(place)
         uv = find_uv() if reqs else None
         log(f"building virtualenv {final.name} ({len(reqs)} requirements)")
         argv = [sys.executable, "-I", "-m", "micro.runtime.builder", str(seen.venv)]
         if reqs:
             listed = tmp / "micro-requirements.txt"
-            await asyncio.to_thread(_write_requirements, listed, reqs, source, seen.app)
+            await asyncio.to_thread(_write_requirements, listed, reqs, source, seen.cwd)
             argv += ["--requirements", str(seen.venv / "micro-requirements.txt")]
         if uv is not None:
             argv += ["--uv", uv]
@@ -352,6 +427,7 @@ async def ensure_venv(
     log: Callable[[str], None] = lambda line: None,
     timeout: float = 900.0,
     where: Where | None = None,
+    root: Path | None = None,
 ) -> Build:
     """The venv for ``source``'s :func:`requirements`, ``venvs/<key>``, built once.
 
@@ -362,9 +438,11 @@ async def ensure_venv(
     this process, unconfined). Progress and the installer's output go to ``log``; its
     environment is this process's without ``MICRO_*`` (``PIP_*``/``UV_*`` settings
     apply). BuildError with the installer's failing lines, or "dependency install timed
-    out after Ns" (``timeout`` is for the whole build).
+    out after Ns" (``timeout`` is for the whole build). ``root`` is the repository
+    ``source`` is a folder of (default: ``source`` itself): the build sees all of it.
     """
-    reqs = requirements(source)
+    root = root or source
+    reqs = requirements(source, root)
     key = build_key(reqs)
     final = _venv_dir(venvs, key)
     build = Build(key, python_of(final))
@@ -373,5 +451,5 @@ async def ensure_venv(
     async with _exclusive(final):
         if not _ready(final):
             where = where or Where(Shared(insecure=True))
-            await _build(reqs, source, final, where=where, log=log, timeout=timeout)
+            await _build(reqs, source, final, root=root, where=where, log=log, timeout=timeout)
     return build

@@ -66,12 +66,17 @@ class RPCRuntime(Runtime):
         self._client = client
 
     async def create(
-        self, service: Service, *, force: bool = False, namespace: str = "micro"
+        self,
+        service: Service,
+        *,
+        force: bool = False,
+        namespace: str = "micro",
+        git_token: str = "",
     ) -> Service:
         rsp = await self._client.call(
             _SERVICE,
             "Runtime.Create",
-            CreateRequest(service, force),
+            CreateRequest(service, force, git_token),
             response_type=CreateResponse,
             metadata=_metadata(namespace),
             timeout=_SLOW,
@@ -92,11 +97,13 @@ class RPCRuntime(Runtime):
         services: list[Service] = rsp.services
         return services
 
-    async def update(self, service: Service, *, namespace: str = "micro") -> Service:
+    async def update(
+        self, service: Service, *, namespace: str = "micro", git_token: str = ""
+    ) -> Service:
         rsp = await self._client.call(
             _SERVICE,
             "Runtime.Update",
-            UpdateRequest(service),
+            UpdateRequest(service, git_token),
             response_type=UpdateResponse,
             metadata=_metadata(namespace),
             timeout=_SLOW,

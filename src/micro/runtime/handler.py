@@ -70,9 +70,10 @@ class Runtime:
             "group": account.issuer if account is not None else namespace,
             "started": _now(),
         }
-        return CreateResponse(
-            await self._backend.create(service, force=req.force, namespace=namespace)
+        created = await self._backend.create(
+            service, force=req.force, namespace=namespace, git_token=req.git_token
         )
+        return CreateResponse(created)
 
     async def read(self, req: ReadRequest) -> ReadResponse:
         """The services of the caller's namespace with their status."""
@@ -93,7 +94,10 @@ class Runtime:
             admin = _platform_admin(account)
             self._backend.check_source(req.service.source, platform_admin=admin)
         req.service.metadata = {**req.service.metadata, "started": _now()}
-        return UpdateResponse(await self._backend.update(req.service, namespace=namespace))
+        updated = await self._backend.update(
+            req.service, namespace=namespace, git_token=req.git_token
+        )
+        return UpdateResponse(updated)
 
     async def delete(self, req: DeleteRequest) -> EmptyResponse:
         """Stop a service and forget it."""

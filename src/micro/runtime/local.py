@@ -45,9 +45,15 @@ from micro.runtime.logs import LogHub, read_tail
 from micro.runtime.process import kill_leftovers
 from micro.runtime.records import DATABASE, TABLE, Desired, RecordBook
 from micro.runtime.replicas import Key, adopter, reachable, with_replica
+from micro.runtime.rollout import STAGED, Rollout
 from micro.runtime.sandbox import Sandbox, SandboxError, for_server
-from micro.runtime.source import SourceError, check_archive, outside_roots, parse_git
+from micro.runtime.source import (
+    SourceError,
+    check_archive,
+    outside_roots,
+)
 from micro.runtime.supervisor import Layout, Platform, Supervisor
+from micro.runtime.uploads import Uploads
 from micro.settings import Settings
 from micro.store.base import Store
 
@@ -90,6 +96,7 @@ class LocalRuntime(Runtime):
         self._file_roots = file_roots
         self.replica = replica
         self._layout = Layout(folder)
+        self._uploads = Uploads(store, self._layout)
         self.platform = Platform(
             layout=self._layout,
             registry=registry,
@@ -100,6 +107,10 @@ class LocalRuntime(Runtime):
             restart_limit=restart_limit,
         )
         self._running: dict[Key, Supervisor] = {}
+        self._rollouts: dict[Key, Rollout] = {}
+        """Rolling updates under way (see :mod:`micro.runtime.rollout`)."""
+        self._update_errors: dict[Key, str] = {}
+        """Why the last rolling update of a service failed (the old version serves)."""
         self._published: dict[Key, Service] = {}
         self._owners: dict[Key, str] = {}
         """Which replica runs each service, as of the last reconciliation."""
@@ -140,7 +151,12 @@ class LocalRuntime(Runtime):
     # -- Runtime --------------------------------------------------------------------------
 
     async def create(
-        self, service: Service, *, force: bool = False, namespace: str = "micro"
+        self,
+        service: Service,
+        *,
+        force: bool = False,
+        namespace: str = "micro",
+        git_token: str = "",
     ) -> Service:
         check_service(service)
         await self._check_source(service, namespace)
@@ -170,7 +186,9 @@ class LocalRuntime(Runtime):
                 account=account,
                 secret=self._secrets.seal(secret.encode()),
                 replica=self.replica,
+                git=self._secrets.seal(git_token.encode()) if git_token else "",
             )
+            self._update_errors.pop(key, None)
             await self._records.save(namespace, desired)
             return (await self._start(namespace, desired)).describe()
 
@@ -180,13 +198,21 @@ class LocalRuntime(Runtime):
         found = await self._describe(namespace, name, version)
         return sorted(found, key=lambda s: (s.name, s.version))
 
-    async def update(self, service: Service, *, namespace: str = "micro") -> Service:
+    async def update(
+        self, service: Service, *, namespace: str = "micro", git_token: str = ""
+    ) -> Service:
+        """Scale (no source nor environment given: only the instance count changes, no
+        process restarts), or roll out a new build: see :mod:`micro.runtime.rollout`."""
         async with self._lock:
             try:
                 record = await self._records.load(namespace, service.name, service.version)
             except errors.NotFound:
                 raise errors.NotFound("runtime.Runtime.Update", "Service not found") from None
             old = record.service
+            key = (namespace, old.name, old.version)
+            current = self._running.get(key)
+            if not service.source and not service.env:
+                return await self._scale(namespace, record, service.instances or old.instances)
             merged = Service(
                 name=old.name,
                 version=old.version,
@@ -197,15 +223,75 @@ class LocalRuntime(Runtime):
             )
             check_service(merged)
             await self._check_source(merged, namespace)
-            current = self._running.get((namespace, old.name, old.version))
-            if current is not None:
-                await self._remove(current, keep_source=True, forget=False)
+            git = self._secrets.seal(git_token.encode()) if git_token else record.git
             # updated through this replica, it runs here (its old replica stops its copy)
             desired = Desired(
-                service=merged, account=record.account, secret=record.secret, replica=self.replica
+                service=merged,
+                account=record.account,
+                secret=record.secret,
+                replica=self.replica,
+                git=git,
             )
+            self._update_errors.pop(key, None)
+            previous = self._rollouts.pop(key, None)
+            if previous is not None:
+                await previous.cancel()
+            if current is None or current.status != "running":
+                # nothing serves: there is nothing to keep up, restart at once
+                if current is not None:
+                    await self._remove(current, keep_source=True, forget=False)
+                desired.service.source = await self._uploads.promote(namespace, merged)
+                await self._records.save(namespace, desired)
+                return (await self._start(namespace, desired)).describe()
+            fresh = self._supervisor(namespace, desired, beside=True)
+            rollout = Rollout(current, fresh)
+            self._rollouts[key] = rollout
+            rollout.begin(lambda ok: self._rolled(key, rollout, desired, ok))
+            return self._shown(key, current)
+
+    async def _rolled(self, key: Key, rollout: Rollout, desired: Desired, ok: bool) -> None:
+        """The end of a rolling update: the new version replaces the old, or is dropped."""
+        namespace = key[0]
+        async with self._lock:
+            if self._rollouts.get(key) is not rollout:
+                return  # cancelled meanwhile (killed, updated again, taken over)
+            del self._rollouts[key]
+            if not ok:
+                self._update_errors[key] = rollout.error
+                await rollout.fresh.stop()
+                await self._uploads.drop_staged(namespace, desired.service)
+                return
+            desired.service.source = await self._uploads.promote(namespace, desired.service)
+            rollout.fresh.service.source = desired.service.source
             await self._records.save(namespace, desired)
-            return (await self._start(namespace, desired)).describe()
+            self._running[key] = rollout.fresh
+            self._published.pop(key, None)
+        # drained: its nodes deregister before it stops serving; not cut short by a kill
+        await asyncio.shield(rollout.old.retire())
+
+    async def _scale(self, namespace: str, record: Desired, instances: int) -> Service:
+        svc = record.service
+        scaled = msgspec.structs.replace(svc, instances=instances)
+        check_service(scaled)
+        record.service = scaled
+        await self._records.save(namespace, record)
+        key = (namespace, svc.name, svc.version)
+        sup = self._running.get(key)
+        if sup is None:
+            return scaled  # another replica runs it: it scales at its next round
+        await sup.scale(instances)
+        return self._shown(key, sup)
+
+    def expecting(self, namespace: str, name: str) -> str:
+        """What a service ``name`` of ``namespace`` with no node is: ``"restarting"`` when
+        the runtime runs it (on any replica: starting, restarting, updating), ``"error"``
+        when it failed here, ``""`` when the runtime runs no such service."""
+        here = [sup for (ns, n, _), sup in self._running.items() if ns == namespace and n == name]
+        if here and all(sup.state in ("error", "stopped") for sup in here):
+            return "error"
+        if here or any(ns == namespace and n == name for ns, n, _ in self._owners):
+            return "restarting"
+        return ""
 
     async def delete(self, name: str, *, version: str = "", namespace: str = "micro") -> None:
         async with self._lock:
@@ -218,6 +304,7 @@ class LocalRuntime(Runtime):
                 raise errors.NotFound("runtime.Runtime.Delete", "Service not found")
             for desired in found:
                 svc = desired.service
+                self._update_errors.pop((namespace, svc.name, svc.version), None)
                 sup = self._running.get((namespace, svc.name, svc.version))
                 if sup is not None:
                     await self._remove(sup)
@@ -256,7 +343,7 @@ class LocalRuntime(Runtime):
         return hub.stream(backlog, follow=follow, version=version)
 
     async def upload(self, name: str, version: str, data: bytes, *, namespace: str) -> str:
-        check_service(Service(name=name, version=version))
+        check_service(Service(name=name, version=version.removesuffix(STAGED)))
         where = "runtime.Source.Upload"
         self._check_sandbox(namespace, where)
         if len(data) > _MAX_UPLOAD:
@@ -265,9 +352,7 @@ class LocalRuntime(Runtime):
             await asyncio.to_thread(check_archive, data)
         except SourceError as exc:
             raise errors.BadRequest(where, str(exc)) from None
-        await archives.save(self._store, namespace, name, version, data)
-        path = self._layout.archive(namespace, name, version)
-        await asyncio.to_thread(_write_atomic, path, data)
+        await self._uploads.save(namespace, name, version, data)
         return f"source://{name}:{version}"
 
     async def close(self) -> None:
@@ -278,6 +363,9 @@ class LocalRuntime(Runtime):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
         async with self._lock:
+            rollouts = list(self._rollouts.values())
+            self._rollouts.clear()
+            await asyncio.gather(*(rollout.cancel() for rollout in rollouts))
             await asyncio.gather(*(sup.stop() for sup in self._running.values()))
             for hub in self._hubs.values():
                 hub.close()
@@ -354,7 +442,7 @@ class LocalRuntime(Runtime):
         """Keep the status of every service this replica runs on the store, for the
         others' ``micro status``; written only when it changed."""
         for key, sup in self._running.items():
-            described = sup.describe()
+            described = self._shown(key, sup)
             if self._published.get(key) == described:
                 continue
             await self._records.publish(key[0], described, self.replica, self.platform.proxy)
@@ -395,7 +483,9 @@ class LocalRuntime(Runtime):
             svc = desired.service
             sup = self._running.get((namespace, svc.name, svc.version))
             if sup is not None and desired.replica == self.replica:
-                shown.append(with_replica(sup.describe(), self.replica))
+                shown.append(
+                    with_replica(self._shown((namespace, svc.name, svc.version), sup), self.replica)
+                )
                 continue
             if live is None:
                 live = await self._live()
@@ -432,6 +522,17 @@ class LocalRuntime(Runtime):
             if ns == namespace and (not name or n == name) and (not version or v == version)
         ]
 
+    def _shown(self, key: Key, sup: Supervisor) -> Service:
+        """A service as shown: its supervisor's description, with a rolling update under
+        way (``updating``: the new version's status) or failed (``update_error``)."""
+        described = sup.describe()
+        rollout = self._rollouts.get(key)
+        if rollout is not None:
+            described.metadata["updating"] = rollout.progress()
+        elif key in self._update_errors:
+            described.metadata["update_error"] = self._update_errors[key]
+        return described
+
     def _hub(self, namespace: str, name: str) -> LogHub:
         return self._hubs.setdefault((namespace, name), LogHub())
 
@@ -458,44 +559,31 @@ class LocalRuntime(Runtime):
             raise errors.Forbidden(where, str(exc)) from None
 
     async def _check_source(self, service: Service, namespace: str) -> None:
-        where = "runtime.Runtime"
-        self._check_sandbox(namespace, where)
-        source = service.source
-        if source.startswith("source://"):
-            if source != f"source://{service.name}:{service.version}":
-                raise errors.BadRequest(where, f"source {source!r} is not this service's upload")
-            if not await archives.exists(self._store, namespace, service.name, service.version):
-                raise errors.BadRequest(where, f"no uploaded source for {source}")
-            return
-        try:
-            git = parse_git(source)
-        except SourceError as exc:
-            raise errors.BadRequest(where, str(exc)) from None
-        if git is None:
-            raise errors.BadRequest(
-                where, f"unknown source {source!r}: upload a folder, or give a git URL"
-            )
+        self._check_sandbox(namespace, "runtime.Runtime")
+        await self._uploads.check(service, namespace)
 
     async def _start(self, namespace: str, desired: Desired) -> Supervisor:
         """Supervise ``desired`` here, its upload fetched from the store first when this
         replica has no copy (it was uploaded through another)."""
-        svc = desired.service
-        path = self._layout.archive(namespace, svc.name, svc.version)
-        if svc.source.startswith("source://") and not path.exists():
-            data = await archives.load(self._store, namespace, svc.name, svc.version)
-            if data is not None:
-                await asyncio.to_thread(_write_atomic, path, data)
+        await self._uploads.fetch(namespace, desired.service)
+        sup = self._supervisor(namespace, desired)
+        self._running[(namespace, desired.service.name, desired.service.version)] = sup
+        sup.start()
+        return sup
+
+    def _supervisor(self, namespace: str, desired: Desired, *, beside: bool = False) -> Supervisor:
+        """A supervisor of ``desired``, not started; its secrets opened."""
         secret = self._secrets.open(desired.secret).decode() if desired.secret else ""
-        sup = Supervisor(
+        token = self._secrets.open(desired.git).decode() if desired.git else ""
+        return Supervisor(
             self.platform,
             namespace,
             desired.service,
             credentials=(desired.account, secret),
             hub=self._hub(namespace, desired.service.name),
+            git_token=token,
+            beside=beside,
         )
-        self._running[(namespace, desired.service.name, desired.service.version)] = sup
-        sup.start()
-        return sup
 
     async def _remove(
         self, sup: Supervisor, *, keep_source: bool = False, forget: bool = True
@@ -503,7 +591,11 @@ class LocalRuntime(Runtime):
         """Stop a service; with ``forget``, also its record, account, files and logs."""
         ns, svc = sup.namespace, sup.service
         key = (ns, svc.name, svc.version)
+        rollout = self._rollouts.pop(key, None)
+        if rollout is not None:
+            await rollout.cancel()
         await sup.stop()
+        await sup.drop_work()
         self._running.pop(key, None)
         self._published.pop(key, None)
         if forget:
@@ -517,6 +609,7 @@ class LocalRuntime(Runtime):
             await self._auth.delete_account(_account_id(svc), namespace=namespace)
         if not keep_source:
             await archives.delete(self._store, namespace, svc.name, svc.version)
+            await self._uploads.drop_staged(namespace, svc)
 
     async def _drop_files(
         self, namespace: str, name: str, version: str, *, keep_source: bool = False
@@ -557,10 +650,3 @@ class LocalRuntime(Runtime):
 def _account_id(service: Service) -> str:
     version = re.sub(r"[^A-Za-z0-9._-]", "-", service.version)
     return f"{service.name}-{version}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -25,6 +25,8 @@ __all__ = [
 class CreateRequest(msgspec.Struct, omit_defaults=True):
     service: Service
     force: bool = False
+    git_token: str = ""
+    """The token that fetches a private repository (kept sealed, never shown)."""
 
 
 class CreateResponse(msgspec.Struct):
@@ -40,8 +42,9 @@ class ReadResponse(msgspec.Struct):
     services: list[Service] = []
 
 
-class UpdateRequest(msgspec.Struct):
+class UpdateRequest(msgspec.Struct, omit_defaults=True):
     service: Service
+    git_token: str = ""
 
 
 class UpdateResponse(msgspec.Struct):

@@ -40,6 +40,8 @@ class Desired(msgspec.Struct, omit_defaults=True):
     """The replica that runs it."""
     env: str = ""
     """On the store, the service's environment variables, sealed."""
+    git: str = ""
+    """The token that fetches its private repository, sealed (never shown)."""
 
 
 def service_key(namespace: str, name: str, version: str) -> str:

@@ -69,6 +69,14 @@ class Place:
     """Its virtualenv."""
     build: bool = False
     """A build writes its source and virtualenv; a service only its home."""
+    folder: str = ""
+    """The working folder, relative to ``app``: a service in a folder of a repository
+    works there, with the whole repository (its shared code) beside it."""
+
+    @property
+    def cwd(self) -> Path:
+        """Where the process works: ``app``, or its ``folder``."""
+        return self.app / self.folder if self.folder else self.app
 
 
 async def _start(
@@ -134,7 +142,7 @@ class Shared(Sandbox):
         self, namespace: str, place: Place, argv: list[str], env: dict[str, str]
     ) -> asyncio.subprocess.Process:
         self.check(namespace)
-        return await _start(argv, cwd=place.app, env=env, stdin=asyncio.subprocess.DEVNULL)
+        return await _start(argv, cwd=place.cwd, env=env, stdin=asyncio.subprocess.DEVNULL)
 
 
 def _traversable(path: Path) -> bool:
@@ -249,7 +257,7 @@ class Jail(Sandbox):
             (place.home, self.home, True),
             (place.venv, self.venv, place.build),
         ]
-        spec = self.spec(user.uid, user.gid, argv, env, cwd=self.app, binds=own)
+        spec = self.spec(user.uid, user.gid, argv, env, cwd=self.seen(place).cwd, binds=own)
         env_of_root = {"PATH": os.defpath}  # nothing of the tenant's while root
         proc = await _start([*LAUNCHER], cwd="/", env=env_of_root, stdin=asyncio.subprocess.PIPE)
         assert proc.stdin is not None

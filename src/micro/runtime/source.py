@@ -28,6 +28,7 @@ from typing import Final
 
 __all__ = [
     "EXCLUDED",
+    "FORGES",
     "MAX_FILES",
     "MAX_UNPACKED",
     "GitSource",
@@ -35,10 +36,12 @@ __all__ = [
     "check_archive",
     "fetch_git",
     "file_path",
+    "git_output",
     "outside_roots",
     "pack",
     "parse_git",
     "service_name",
+    "split_upload",
     "unpack",
 ]
 
@@ -151,9 +154,23 @@ def _check_fits(folder: Path, count: int, size: int) -> None:
         )
 
 
-def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
+def _selected(root: Path, parts: list[Path]) -> Iterator[Path]:
+    """What :func:`pack` keeps of ``parts`` (folders under ``root``): each with the
+    folders that lead to it, then what it holds; each path once."""
+    seen: set[Path] = set()
+    for part in parts:
+        rel = part.relative_to(root).parts
+        leading = [root.joinpath(*rel[:i]) for i in range(1, len(rel) + 1)]
+        for path in [*leading, *_entries(root, part)]:
+            if path not in seen:
+                seen.add(path)
+                yield path
+
+
+def pack(folder: Path, *, limit: int = 100 * 1024 * 1024, parts: list[Path] | None = None) -> bytes:
     """A gzipped tar of ``folder``'s contents (paths relative to it), without
-    :data:`EXCLUDED` names.
+    :data:`EXCLUDED` names; with ``parts``, only those folders of it (a service's
+    folder and the shared code it depends on, from its repository).
 
     Deterministic, so the same folder gives the same bytes: entries sorted, mtimes kept
     (whole seconds), owner 0:0 without user names, gzip header time 0. Symlinks are kept
@@ -174,7 +191,9 @@ def pack(folder: Path, *, limit: int = 100 * 1024 * 1024) -> bytes:
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
             size = 0
-            for count, path in enumerate(_entries(root, root), 1):
+            chosen = (p.resolve() for p in parts) if parts is not None else None
+            walk = _selected(root, list(chosen)) if chosen is not None else _entries(root, root)
+            for count, path in enumerate(walk, 1):
                 info = tar.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
                 size += info.size if info.isreg() else 0
                 _check_fits(folder, count, size)
@@ -320,17 +339,50 @@ def unpack(
 
 @dataclass(frozen=True, slots=True)
 class GitSource:
-    """A git repository and what to check out of it."""
+    """A git repository, what to check out of it, and the folder the service is in."""
 
     url: str
     """What to give ``git clone``."""
     ref: str | None = None
     """A branch, tag or commit (full or abbreviated); None for the default branch."""
+    folder: str = ""
+    """The service's folder in the repository (``services/hello``); empty for its root."""
+
+    def __str__(self) -> str:
+        """The canonical form, which :func:`parse_git` reads back to the same source:
+        ``url[//folder][@ref]``."""
+        text = self.url + (f"//{self.folder}" if self.folder else "")
+        return text + (f"@{self.ref}" if self.ref is not None else "")
 
 
 _SCHEME: Final = re.compile(r"^(?:file|https?|ssh|git|git\+ssh|ssh\+git)://", re.IGNORECASE)
 _SCP: Final = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:")
 _HOST: Final = re.compile(r"^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/[^/]+/[^/]")
+FORGES: Final = frozenset({"github.com", "gitlab.com", "bitbucket.org", "codeberg.org"})
+"""Hosts whose repositories are always ``host/org/repo``: what follows is a folder."""
+
+
+def _host_of(text: str, path_start: int) -> str:
+    """The host of a URL or scp-like source (``user@`` and ``:port`` dropped)."""
+    head = _SCHEME.sub("", text[:path_start])
+    return head.rpartition("@")[2].split(":")[0].lower()
+
+
+def _split_folder(url: str, path_start: int) -> tuple[str, str]:
+    """(repository URL, folder): after an explicit ``//``, else after the first two path
+    elements on a known forge, else after the element ending in ``.git``."""
+    path = url[path_start:]
+    lead = 1 if path.startswith("/") else 0
+    sep = path.find("//", lead)
+    if sep >= 0:
+        return url[: path_start + sep], path[sep + 2 :].strip("/")
+    parts = path[lead:].split("/")
+    if _host_of(url, path_start) in FORGES and len(parts) > 2:
+        cut = 2
+    else:
+        cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.endswith(".git")), len(parts))
+    repo = url[:path_start] + path[:lead] + "/".join(parts[:cut])
+    return repo, "/".join(p for p in parts[cut:] if p)
 
 
 def parse_git(text: str) -> GitSource | None:
@@ -341,6 +393,12 @@ def parse_git(text: str) -> GitSource | None:
     ``https://host.tld/org/repo``. An ``@ref`` may end any of them: the last ``@`` that
     comes after the start of the path (so never a URL's user) and is followed by no
     ``:``. Refs may contain ``/``. SourceError for an empty ref.
+
+    A folder of the repository may follow it: after an explicit ``//`` (any URL:
+    ``file:///srv/git/mono.git//services/hello@v1``), after ``org/repo`` on a known forge
+    (:data:`FORGES`: ``github.com/org/repo/services/hello``), or after a path element
+    ending in ``.git`` (``https://host/x/mono.git/services/hello``). SourceError for a
+    folder with ``..``.
     """
     text = text.strip()
     prefix = ""
@@ -360,7 +418,21 @@ def parse_git(text: str) -> GitSource | None:
         url, ref = text[:at], text[at + 1 :]
         if not ref:
             raise SourceError(f"{text!r} has an empty ref after '@'")
-    return GitSource(prefix + url, ref)
+    url, folder = _split_folder(url, path_start)
+    if ".." in folder.split("/"):
+        raise SourceError(f"{text!r}: the folder may not contain '..'")
+    return GitSource(prefix + url.rstrip("/") if folder else prefix + url, ref, folder)
+
+
+def split_upload(source: str) -> tuple[str, str]:
+    """An upload's source id and the folder of it the service is in:
+    ``source://hello:latest//services/hello`` gives ``("source://hello:latest",
+    "services/hello")``. SourceError for a folder with ``..``."""
+    base, _, folder = source.partition("//")[2].partition("//")
+    folder = folder.strip("/")
+    if ".." in folder.split("/"):
+        raise SourceError(f"{source!r}: the folder may not contain '..'")
+    return f"source://{base}", folder
 
 
 def file_path(git: GitSource) -> Path | None:
@@ -392,11 +464,11 @@ def outside_roots(source: str, roots: tuple[Path, ...]) -> Path | None:
 
 def service_name(source: str) -> str:
     """The default name of a service run from ``source``: the last path element of the
-    folder or git URL, without a ``.git`` suffix or ``@ref`` (``file:///x/hello.git@v1``
+    folder, of the repository's folder, or of the git URL, without a ``.git`` suffix or ``@ref`` (``file:///x/hello.git@v1``
     gives ``hello``, ``./foo/bar/`` gives ``bar``, ``.`` the current folder's name)."""
     git = parse_git(source)
     if git is not None:
-        name = re.split(r"[/:]", git.url.rstrip("/"))[-1]
+        name = re.split(r"[/:]", (git.folder or git.url).rstrip("/"))[-1]
     else:
         name = Path(os.path.abspath(source.strip() or ".")).name
     name = name.removesuffix(".git")
@@ -409,9 +481,10 @@ _COMMIT: Final = re.compile(r"[0-9a-fA-F]{4,64}")
 _SHA: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1, or SHA-256 repositories
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # The server's own settings (its keys among them) are none of git's business.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
+    env.update(extra or {})
     env["GIT_TERMINAL_PROMPT"] = "0"  # a private repository fails instead of waiting for a password
     env["LC_ALL"] = "C"  # git's messages in English, which is what we recognise
     if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
@@ -429,14 +502,17 @@ def _reason(stderr: str, rc: int) -> str:
     return lines[-1] if lines else f"git exited with code {rc}"
 
 
-async def _git(*args: str, deadline: float, timeout: float) -> tuple[int, str, str]:
+async def _git(
+    *args: str, deadline: float, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """Run git (no shell, no terminal) until ``deadline`` (loop time): exit code, stdout,
-    stderr. Its whole process group is killed on timeout or cancellation."""
+    stderr. Its whole process group is killed on timeout or cancellation. ``env`` adds to
+    its environment (credentials: never in its arguments)."""
     try:
         proc = await asyncio.create_subprocess_exec(
             "git",
             *args,
-            env=_git_env(),
+            env=_git_env(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -465,7 +541,23 @@ def _make_room(dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
 
 
-async def fetch_git(source: GitSource, dest: Path, *, timeout: float = 300.0) -> str:
+async def git_output(
+    cwd: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> str:
+    """The stdout of one git command (in repository ``cwd``, when given); SourceError with
+    git's reason when it fails."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    where = ("-C", str(cwd)) if cwd is not None else ()
+    rc, out, err = await _git(*where, *args, deadline=deadline, timeout=timeout, env=env)
+    if rc != 0:
+        url = next((a for a in args if "://" in a or "@" in a), "the repository")
+        raise SourceError(f"cannot clone {url}: {_reason(err, rc)}")
+    return out.strip()
+
+
+async def fetch_git(
+    source: GitSource, dest: Path, *, timeout: float = 300.0, env: dict[str, str] | None = None
+) -> str:
     """Clone ``source`` into ``dest`` (which must not exist), check out ``source.ref``,
     and return the checked-out commit's sha.
 
@@ -473,7 +565,7 @@ async def fetch_git(source: GitSource, dest: Path, *, timeout: float = 300.0) ->
     (4 to 64 hex digits) is found in a full clone. The clone happens in a temporary
     sibling renamed into place, removed on any failure; ``.git`` is kept. SourceError
     ("cannot clone <url>: <git's reason>", "ref 'x' not found in <url>", "git timed out
-    after Ns", "git is not installed: ...").
+    after Ns", "git is not installed: ..."). ``env`` adds to git's environment.
     """
     _make_room(dest)
     deadline = asyncio.get_running_loop().time() + timeout
@@ -481,7 +573,7 @@ async def fetch_git(source: GitSource, dest: Path, *, timeout: float = 300.0) ->
     tmp = dest.parent / f".{dest.name}.tmp-{secrets.token_hex(4)}"
 
     async def git(*args: str) -> tuple[int, str, str]:
-        return await _git(*args, deadline=deadline, timeout=timeout)
+        return await _git(*args, deadline=deadline, timeout=timeout, env=env)
 
     def not_found() -> SourceError:
         return SourceError(f"ref {ref!r} not found in {url}")

@@ -26,12 +26,13 @@ from micro import errors
 from micro.registry.base import Node, Registry
 from micro.registry.base import Service as RegistryService
 from micro.runtime.base import LogRecord, Service
-from micro.runtime.build import BuildError, Where, ensure_venv
+from micro.runtime.build import BuildError, Where, dependencies, ensure_venv, import_root
 from micro.runtime.entrypoint import Entrypoint, find_entrypoint
 from micro.runtime.logs import LogFile, LogHub
 from micro.runtime.process import Instance, Launch, describe_exit
+from micro.runtime.repos import RepoCache
 from micro.runtime.sandbox import Place, Sandbox, SandboxError
-from micro.runtime.source import SourceError, fetch_git, parse_git, unpack
+from micro.runtime.source import SourceError, parse_git, split_upload, unpack
 from micro.wire.transport import parse_address
 
 __all__ = ["Layout", "Platform", "Supervisor"]
@@ -55,6 +56,11 @@ _PASSED_THROUGH: Final = (
 addresses, the admin password) are the server's business only."""
 
 _REGISTERED_POLL: Final = 0.05
+
+DRAIN_DELAY: Final = "0.5"
+"""``MICRO_DRAIN_DELAY`` of the runtime's services: how long a stopping instance keeps
+serving after it deregistered, while the proxies stop routing to it (a rolling update
+then fails no call)."""
 
 
 def _part(text: str) -> str:
@@ -96,6 +102,10 @@ class Layout:
         """The home of a namespace's builds: the installers' caches."""
         return self.root / "cache" / _part(namespace)
 
+    def repos(self) -> Path:
+        """The git clones of every namespace (see :mod:`micro.runtime.repos`)."""
+        return self.root / "repos"
+
 
 @dataclass
 class Platform:
@@ -106,6 +116,8 @@ class Platform:
     builds: asyncio.Semaphore
     sandbox: Sandbox
     """Where and as whom the processes run (see :mod:`micro.runtime.sandbox`)."""
+    repos: RepoCache | None = None
+    """Where git sources are fetched once per ref (default: under the layout's root)."""
     replica: str = "local"
     """The replica that runs these services: their node ids carry it, so whoever adopts
     them after this replica is gone knows which nodes were left behind."""
@@ -123,6 +135,8 @@ class _Slot:
         self.registered = False
         self.instance: Instance | None = None
         self.task: asyncio.Task[None] | None = None
+        self.retired = False
+        """Scaled away: its process is stopped and not restarted."""
 
 
 class Supervisor:
@@ -136,10 +150,17 @@ class Supervisor:
         *,
         credentials: tuple[str, str],
         hub: LogHub,
+        git_token: str = "",
+        beside: bool = False,
     ) -> None:
         self.platform = platform
         self.namespace = namespace
         self.service = service
+        self.generation = uuid.uuid4().hex[:8]
+        """This run's own work folder and pid files: during a rolling update the old
+        and the new run side by side."""
+        self._git_token = git_token
+        self._launch_spec: Launch | None = None
         self.state = "pending"
         self.error = ""
         self.progress = ""
@@ -152,7 +173,13 @@ class Supervisor:
         self._launched = asyncio.Event()
         """Set when an instance's process starts: the registration watch wakes up."""
         self._stopping = False
-        logs = platform.layout.logs(namespace, service.name, service.version)
+        layout = platform.layout
+        self._work = layout.work(namespace, service.name, service.version) / self.generation
+        self._pids = layout.pids(namespace, service.name, service.version)
+        self._pid_suffix = f"-{self.generation}" if beside else ""
+        """A run started beside another (a rolling update's new version) names its pid
+        files apart."""
+        logs = layout.logs(namespace, service.name, service.version)
         self._build_log = LogFile(logs / "build.log")
         self._logs = logs
 
@@ -205,16 +232,22 @@ class Supervisor:
             sandbox.check(namespace)
             async with platform.builds:
                 self._set("building")
-                work = await self._fetch()
+                work, folder = await self._fetch()
                 await sandbox.hand_over(namespace, work, tree=True)
                 home = layout.home(namespace, svc.name)
-                place = Place(app=work, home=home, venv=work)
-                entry = find_entrypoint(work, name=svc.name, seen_as=sandbox.seen(place).app)
+                place = Place(app=work, home=home, venv=work, folder=folder)
+                seen = sandbox.seen(place)
+                code = place.cwd
+                if not code.is_dir():
+                    raise SourceError(f"folder {folder!r} not found in the source")
+                entry = find_entrypoint(code, name=svc.name, seen_as=seen.cwd)
+                _, packages = dependencies(code, work)
+                shared = _shared_paths(work, folder, packages, seen.app)
                 cache = layout.cache(namespace)
                 await asyncio.to_thread(cache.mkdir, parents=True, exist_ok=True)
                 where = Where(sandbox, namespace, cache)
                 built = await ensure_venv(
-                    work, layout.venvs(namespace), log=self._build_line, where=where
+                    code, layout.venvs(namespace), log=self._build_line, where=where, root=work
                 )
                 self.build = built.key
             await asyncio.to_thread(home.mkdir, parents=True, exist_ok=True, mode=0o700)
@@ -224,8 +257,11 @@ class Supervisor:
             self._slots = [_Slot(i) for i in range(svc.instances)]
             self._set("started")
             launch = self._launch(
-                Place(app=work, home=home, venv=built.python.parent.parent), entry
+                Place(app=work, home=home, venv=built.python.parent.parent, folder=folder),
+                entry,
+                shared,
             )
+            self._launch_spec = launch
             for slot in self._slots:
                 slot.task = asyncio.get_running_loop().create_task(self._keep(slot, launch))
             await self._watch_registrations()
@@ -237,17 +273,21 @@ class Supervisor:
             log.exception("runtime: %s failed", self.service.name)
             self._fail(f"internal error: {exc}")
 
-    async def _fetch(self) -> Path:
-        """The service's source on disk: unpacked from its upload, or cloned from git."""
+    async def _fetch(self) -> tuple[Path, str]:
+        """The service's source on disk, in this run's own folder (unpacked from its
+        upload, or copied from the cached clone of its repository), and the folder of
+        it the service is in."""
         layout = self.platform.layout
         svc = self.service
-        work = layout.work(self.namespace, svc.name, svc.version)
+        work = self._work
         fresh = work.with_name(f".{work.name}.new-{uuid.uuid4().hex[:8]}")
         fresh.parent.mkdir(parents=True, exist_ok=True)
         try:
             if svc.source.startswith("source://"):
                 self._note(f"unpacking {svc.source}")
-                archive = layout.archive(self.namespace, svc.name, svc.version)
+                base, folder = split_upload(svc.source)
+                uploaded = base.rpartition(":")[2]  # the version, or an update's staged one
+                archive = layout.archive(self.namespace, svc.name, uploaded)
                 try:
                     data = await asyncio.to_thread(archive.read_bytes)
                 except FileNotFoundError:
@@ -257,20 +297,19 @@ class Supervisor:
                 git = parse_git(svc.source)
                 if git is None:
                     raise SourceError(f"unknown source {svc.source!r}")
-                self._note(f"cloning {svc.source}")
-                commit = await fetch_git(git, fresh)
+                folder = git.folder
+                self._note(f"fetching {svc.source}")
+                repos = self.platform.repos or RepoCache(layout.repos())
+                commit = await repos.checkout(self.namespace, git, fresh, token=self._git_token)
                 self.service.metadata["commit"] = commit
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, fresh, True)
             raise
-        old = work.with_name(f".{work.name}.old-{uuid.uuid4().hex[:8]}")
-        if work.exists():
-            work.rename(old)
+        await asyncio.to_thread(shutil.rmtree, work, True)
         fresh.rename(work)
-        await asyncio.to_thread(shutil.rmtree, old, True)
-        return work
+        return work, folder
 
-    def _launch(self, place: Place, entry: Entrypoint) -> Launch:
+    def _launch(self, place: Place, entry: Entrypoint, shared: list[str]) -> Launch:
         svc = self.service
         seen = self.platform.sandbox.seen(place)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MICRO_")}
@@ -278,6 +317,9 @@ class Supervisor:
         env["MICRO_SERVICE_ADDRESS"] = _service_address(self.platform.proxy)
         env.update(svc.env)
         env.update(entry.env)
+        if shared:
+            paths = [*env.get("PYTHONPATH", "").split(os.pathsep), *shared]
+            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
         account, secret = self._credentials
         venv_bin = seen.venv / "bin"
         env.update(
@@ -291,6 +333,7 @@ class Supervisor:
                 "MICRO_HOME": str(seen.home),
                 "MICRO_RUNTIME_PARENT": str(os.getpid()),
                 "PYTHONUNBUFFERED": "1",
+                "MICRO_DRAIN_DELAY": os.environ.get("MICRO_DRAIN_DELAY", DRAIN_DELAY),
                 "VIRTUAL_ENV": str(venv_bin.parent),
                 "PATH": f"{venv_bin}{os.pathsep}{env.get('PATH', os.defpath)}",
             }
@@ -312,13 +355,13 @@ class Supervisor:
             logfile.write(record)
             self._hub.publish(record)
 
-        pids = self.platform.layout.pids(self.namespace, svc.name, svc.version)
+        pids = self._pids
         try:
             while True:
                 slot.node_id = f"{svc.name}-{self.platform.replica}-{uuid.uuid4().hex[:16]}"
                 slot.registered = False
                 env = dict(launch.env, MICRO_SERVICE_ID=slot.node_id)
-                instance = Instance(label, pids / f"{slot.index}.pid", sink)
+                instance = Instance(label, pids / f"{slot.index}{self._pid_suffix}.pid", sink)
                 slot.instance = instance
                 began = loop.time()
                 try:
@@ -332,7 +375,7 @@ class Supervisor:
                 ever_registered = ever_registered or slot.registered
                 slot.registered = False
                 await self._deregister(slot.node_id)
-                if self._stopping:
+                if self._stopping or slot.retired:
                     return
                 how = describe_exit(code)
                 last = "\n".join(instance.last_lines)
@@ -380,6 +423,38 @@ class Supervisor:
         )
         with contextlib.suppress(errors.MicroError):
             await self.platform.registry.deregister(record, domain=self.namespace)
+
+    async def scale(self, instances: int) -> None:
+        """Run ``instances`` processes, without restarting any that runs: new slots are
+        started, or the last ones stopped (drained as in a rolling update)."""
+        self.service.instances = instances
+        launch = self._launch_spec
+        if self.state != "started" or launch is None:
+            return  # not started yet: it starts as many as the service says
+        loop = asyncio.get_running_loop()
+        while len(self._slots) < instances:
+            slot = _Slot(len(self._slots))
+            self._slots.append(slot)
+            slot.task = loop.create_task(self._keep(slot, launch))
+        self._launched.set()
+        extra = self._slots[instances:]
+        del self._slots[instances:]
+        for slot in extra:
+            slot.retired = True
+        await asyncio.gather(
+            *(s.instance.stop(self.platform.grace) for s in extra if s.instance is not None)
+        )
+        await asyncio.gather(*(s.task for s in extra if s.task is not None), return_exceptions=True)
+        self._note(f"scaled to {instances} instance(s)")
+
+    async def retire(self) -> None:
+        """Stop (see :meth:`stop`) and drop this run's work folder."""
+        await self.stop()
+        await self.drop_work()
+
+    async def drop_work(self) -> None:
+        """Drop this run's own work folder (once it is stopped)."""
+        await asyncio.to_thread(shutil.rmtree, self._work, True)
 
     async def stop(self) -> None:
         """Stop every instance (SIGTERM, SIGKILL after the grace period) and the build."""
@@ -442,6 +517,17 @@ def _service_address(proxy: str) -> str:
         return "127.0.0.1:0"
     host = f"[{where.host}]" if ":" in where.host else where.host
     return f"{host}:0"
+
+
+def _shared_paths(work: Path, folder: str, packages: list[Path], seen_app: Path) -> list[str]:
+    """``PYTHONPATH`` entries, as the process sees them, that make a repository's shared
+    code importable by a service in one of its folders: the local packages it depends
+    on, the root's ``src/`` and the root itself. None for a service at the root."""
+    work = work.resolve()
+    roots = [import_root(p) for p in packages]
+    if folder:
+        roots = [*roots, *([work / "src"] if (work / "src").is_dir() else []), work]
+    return [str(seen_app / p.relative_to(work)) for p in roots]
 
 
 def _tail(lines: str) -> str:

@@ -24,8 +24,10 @@ from micro._gc import settle
 from micro.auth.remote import RemoteDoor
 from micro.client import new_client
 from micro.debug import Debug
+from micro.metrics.process import default as default_metrics
 from micro.registry.base import Node, Registry, Service
-from micro.registry.routes import Routes
+from micro.routing import Policies, Router, RouteTable
+from micro.routing.policy import ROOT
 from micro.rpc.client import Client
 from micro.rpc.endpoint import Endpoint, endpoints_of
 from micro.rpc.server import Server
@@ -56,7 +58,8 @@ def _host(
         eps = [ep for handler in handlers for ep in endpoints_of(handler)]
         rpc.add(name, eps)
         hosted[name] = eps
-    rpc.add_internal(endpoints_of(Debug(rpc.stats)))
+    # The server's own metrics (the core services') are for platform admins only.
+    rpc.add_internal(endpoints_of(Debug(rpc.stats, default_metrics(), admins_only=True)))
     return hosted
 
 
@@ -65,13 +68,15 @@ class MicroServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rpc = Server(ssl=server_ssl(settings), front_door=True)
+        self.rpc = Server(
+            ssl=server_ssl(settings), front_door=True, middleware=[default_metrics().middleware]
+        )
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.gate: Gate | None = None
         self.address = ""
         self.edges: dict[str, Edge] = {}
-        self.routes: Routes | None = None
+        self.routes: RouteTable | None = None
         self._core: list[Service] = []
         self._refresh: asyncio.Task[None] | None = None
         self.edge_addresses: dict[str, str] = {}
@@ -95,22 +100,32 @@ class MicroServer:
         )
         self.gate = Gate(self.backends["auth"])
         self.rpc.door = self.gate.door
+        # One table of routes for the whole process (proxy and edges), one registry watch.
+        self.routes = RouteTable(self.registry)
+        config = self.backends["config"]
+        policies = Policies(lambda namespace: config.watch(ROOT, namespace=namespace))
         self.forwarder = Forwarder(
-            self.registry, door=self.gate.door, bound=self.gate.bound, local=self.rpc
+            Router(self.routes, policies=policies, who="micro.proxy"),
+            door=self.gate.door,
+            bound=self.gate.bound,
+            local=self.rpc,
         )
         self.rpc.fallback = self.forwarder
         bound = await self.rpc.start(self.settings.proxy_address)
         self.address = _advertised(bound)
         await self.forwarder.start(listening=self.address)
         await self.gate.start(self.settings, [self.settings.proxy_address])
-        self.routes = Routes(self.registry)
-        await self.routes.start()
         for name in EDGES:
             edge = create_edge(name, self.settings, self.forwarder, self.routes)
             if edge is not None:
                 self.edge_addresses[name] = await edge.start()
                 self.edges[name] = edge
-        await self.backends["runtime"].attach(self.address)
+        runtime = self.backends["runtime"]
+        await runtime.attach(self.address)
+        if hasattr(runtime, "expecting"):  # calls to a restarting service wait for it
+            from micro.runtime.restarting import Restarting
+
+            self.routes.restarting = Restarting(runtime.expecting)
         self._core = [
             Service(
                 name=name,
@@ -161,8 +176,6 @@ class MicroServer:
                     await self.registry.deregister(service, domain="micro")
         for edge in self.edges.values():
             await edge.stop()
-        if self.routes is not None:
-            await self.routes.stop()
         if self.forwarder is not None:
             await self.forwarder.stop()
         if self.gate is not None:
@@ -301,7 +314,7 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
         "grpc": lambda: replace(settings, grpc_address=address),
         "web": lambda: replace(settings, web_address=address),
     }[name]()
-    routes = Routes(RPCRegistry(client))
+    routes = RouteTable(RPCRegistry(client))
     edge = create_edge(name, wanted, upstream, routes)
     if edge is None:
         raise ValueError(f"the {name} edge is off or not installed")
@@ -310,7 +323,7 @@ async def serve_edge(name: str, settings: Settings, address: str) -> None:
     owner = object()
 
     async def start() -> None:
-        await routes.start()
+        routes.start()
         trace_setup(settings, service=name, owner=owner, sink=rpc_sink(client))
         bound.append(await edge.start())
 

@@ -23,7 +23,7 @@ pass through as bytes, never decoded on the way:
   wire (a stream of messages each way), so every method is served as a bidi stream, and the
   edge decides after an awaitable lookup which native call to make: unary, or a server-,
   client- or bidi stream, from the endpoint's ``stream_type`` in the server's cached
-  routes (:mod:`micro.registry.routes`). An endpoint the registry does not list is called
+  routes (:mod:`micro.routing.table`). An endpoint the registry does not list is called
   as unary, so the door and the service answer for it.
 * **Metadata** (lower case) becomes call metadata, except ``grpc-*`` keys and binary
   ``-bin`` ones; ``authorization`` and ``micro-namespace`` reach the door as they are.
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from micro import codec, errors
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 from micro.rpc.upstream import Upstream
 from micro.server.client_metadata import from_client, grpc_peer_address
 from micro.settings import Settings
@@ -160,7 +160,7 @@ _UNLISTED: Final = Shape("unary", takes_protobuf=True)
 """An endpoint the registry does not list: called as unary, and its service answers."""
 
 
-async def shape_of(routes: Routes, namespace: str, service: str, endpoint: str) -> Shape:
+async def shape_of(routes: RouteTable, namespace: str, service: str, endpoint: str) -> Shape:
     """The shape of ``endpoint`` from the server's cached routes (:data:`_UNLISTED` when
     the registry does not list it)."""
     try:
@@ -180,7 +180,7 @@ class GrpcEdge:
         self,
         address: str,
         upstream: Upstream,
-        routes: Routes,
+        routes: RouteTable,
         *,
         tls: tuple[bytes, bytes] | None = None,
     ) -> None:
@@ -344,7 +344,7 @@ def _tls(settings: Settings) -> tuple[bytes, bytes] | None:
     return Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes()
 
 
-def create(settings: Settings, upstream: Upstream, routes: Routes) -> GrpcEdge | None:
+def create(settings: Settings, upstream: Upstream, routes: RouteTable) -> GrpcEdge | None:
     """The gRPC edge (``None`` when ``MICRO_GRPC_ADDRESS`` is ``off`` or grpcio is not
     installed: the ``grpc`` extra)."""
     if settings.grpc_address == "off":

@@ -3,7 +3,9 @@
 It reads only the request header (service, namespace) and relays bodies as bytes, so a
 JSON body from the CLI reaches the service untouched. Unary calls are relayed as one
 request and one response; streams are pumped both ways with flow control on each leg.
-A node that refuses the connection is ejected and the call goes to another.
+Which node a call goes to, and whether it is tried again, is the server's
+:class:`~micro.routing.Router`'s business (round robin, breakers, the ``resilience``
+policies), on the routes the server's one registry watch keeps fresh.
 
 What a forwarded call carries is the door's business, not the caller's:
 
@@ -21,21 +23,21 @@ What a forwarded call carries is the door's business, not the caller's:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from micro import errors
 from micro.auth.door import Door
-from micro.registry.base import Registry, Result
-from micro.rpc.client import CORE_SERVICES
-from micro.rpc.selector import Selector
+from micro.routing import CORE_SERVICES, Router
+from micro.routing.table import key_of
+from micro.server.relay import Upward
 from micro.trace.edges import forward_failed, forward_span
 from micro.trace.span import Span
 from micro.wire import frames
 from micro.wire.connection import Connection, TaskEnd
 from micro.wire.pipe import pipe
-from micro.wire.pool import Pool
 from micro.wire.stream import Stream
 from micro.wire.transport import parse_address
 
@@ -56,34 +58,29 @@ _SELF_HOSTS: Final = frozenset({"", "0.0.0.0", "::", "127.0.0.1", "::1", "localh
 
 class Forwarder:
     """The server's fallback for calls to services it does not host, and the upstream its
-    edges hand every call to. ``local`` is the server whose services the edges reach in
-    process; ``bound`` mints the tokens forwarded calls carry."""
+    edges hand every call to. ``router`` is the server's (its table shared with the
+    edges); ``local`` is the server whose services the edges reach in process; ``bound``
+    mints the tokens forwarded calls carry."""
 
     def __init__(
         self,
-        registry: Registry,
+        router: Router,
         *,
         door: Door | None = None,
         bound: BoundTokens | None = None,
         local: Server | None = None,
-        retries: int = 2,
     ) -> None:
-        self._registry = registry
+        self.router = router
         self._door = door
         self._bound = bound
         self._local = local
         self._pipe: Connection | None = None
-        self._pool = Pool()
-        self._selector = Selector(self._lookup, ttl=30.0)
-        self._retries = retries
         self._self_ports: set[int] = set()
         self._self_addresses: set[str] = set()
-        self._watch_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, *, listening: str = "") -> None:
-        """Keep the route cache fresh from the registry's changes; ``listening`` is the
-        proxy's own address, never forwarded to."""
+        """Forward from now on; ``listening`` is the proxy's own address, never forwarded to."""
         if listening:
             where = parse_address(listening)
             if where.is_unix:
@@ -91,31 +88,8 @@ class Forwarder:
             else:
                 self._self_ports.add(where.port)
                 self._self_addresses.add(where.host)
-        self._watch_task = asyncio.get_running_loop().create_task(self._watch())
-
-    async def _watch(self) -> None:
-        watcher = self._registry.watch(domain="*")
-        try:
-            async for result in watcher:
-                self._changed(result)
-        finally:
-            await watcher.stop()
-
-    def _changed(self, result: Result) -> None:
-        self._selector.invalidate(result.service.name)
-
-    async def _lookup(self, service: str, namespace: str) -> list[str]:
-        try:
-            found = await self._registry.get_service(service, domain=namespace)
-        except errors.NotFound:
-            raise errors.NotFound("micro.proxy", f"service {service} not found") from None
-        nodes = [node.address for svc in found for node in svc.nodes]
-        callable_ = [address for address in nodes if not self._is_self(address)]
-        if nodes and not callable_:
-            raise errors.ServiceUnavailable(
-                "micro.proxy", f"service {service} is registered at the proxy's own address"
-            )
-        return callable_
+        self.router.set_self(self._is_self)
+        self.router.table.start()
 
     def _is_self(self, address: str) -> bool:
         """Whether ``address`` is this proxy's listener (calling it would loop)."""
@@ -130,15 +104,11 @@ class Forwarder:
 
     async def stop(self) -> None:
         """Stop forwarding and close connections to nodes."""
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
         for task in list(self._tasks):
             task.cancel()
         if self._pipe is not None:
             self._pipe.close()
-        await self._pool.close()
+        await self.router.close()
 
     # -- forwarding -----------------------------------------------------------------------
 
@@ -150,6 +120,11 @@ class Forwarder:
         header: frames.RequestHeader,
         body: bytes,
     ) -> None:
+        first: str | None = ""
+        if not flags & frames.STREAMING:
+            first = self._relay(conn, stream_id, header, body)
+            if first is None:
+                return
         loop = conn.loop
         if flags & frames.STREAMING:
             down = Stream(conn, stream_id)
@@ -162,19 +137,84 @@ class Forwarder:
             pending = TaskEnd()
             conn.streams[stream_id] = pending
             task = pending.task = loop.create_task(
-                self._forward_unary(conn, stream_id, pending, header, body)
+                self._forward_unary(conn, stream_id, pending, header, body, first or "")
             )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connection(self, header: frames.RequestHeader) -> Connection:
-        """Admit the call and pick where it goes: the server's own handlers (which admit
-        it themselves) or a node of its service, with the caller's token replaced."""
+    def _relay(
+        self, conn: Connection, stream_id: int, header: frames.RequestHeader, body: bytes
+    ) -> str | None:
+        """Relay a unary call when all it needs is known without awaiting (see
+        :mod:`micro.server.relay`): None. Otherwise the call is left to the slow path,
+        untouched, with the node picked for it if one was (``""`` if not)."""
+        service, endpoint, metadata = header.service, header.endpoint, header.metadata
+        door = self._door
+        if service in CORE_SERVICES or _hops(metadata) + 1 >= MAX_HOPS:
+            return ""
+        try:
+            account = door.admit_cached(metadata, service, endpoint) if door is not None else None
+        except errors.MicroError:
+            return ""  # refused: the slow path says so
+        if account is False:
+            return ""
+        credential = metadata.get("authorization", "")
+        verified = None
+        if account is not None and self._bound is not None and door is not None:
+            verified = door.verified_cached(credential)
+            if verified is None:
+                return ""
+        namespace = metadata.get("micro-namespace") or "micro"
+        router = self.router
+        route = router.table.cached(service, namespace)
+        if route is None or route.idempotent(endpoint):
+            return ""
+        policy = router.policy(namespace, service, endpoint)
+        key = key_of(service, namespace)
+        try:
+            address = router.pick(route, key, policy)
+        except errors.MicroError:
+            return ""
+        up = router.pool.get_nowait(address)
+        if up is None:
+            return address  # the slow path dials it: the next call here finds it connected
+        # Committed: nothing below awaits, and nothing checked above can change meanwhile.
+        metadata["micro-hops"] = str(_hops(metadata) + 1)
+        if door is not None:
+            metadata.pop("authorization", None)
+            if verified is not None and self._bound is not None:
+                token = self._bound.token(credential, verified, namespace, service)
+                metadata["authorization"] = f"Bearer {token}"
+        asked = header.timeout / 1000 if header.timeout > 0 else None
+        left = policy.deadline(asked)
+        if left != asked and left is not None:
+            header = msgspec.structs.replace(header, timeout=left * 1000)
+        router.budget(key, policy).deposit()
+        relay = Upward(router, key, address, policy, conn, stream_id)
+        relay.span = forward_span(header)  # (sent on in the header's metadata)
+        conn.streams[stream_id] = relay.down_end
+        try:
+            relay.up_id = up.start_unary(header, body, relay)
+        except errors.MicroError as exc:
+            conn.forget(stream_id, relay.down_end)
+            conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, exc.to_json()))
+            return None
+        relay.up = up
+        return None
+
+    def _local_pipe(self, header: frames.RequestHeader) -> Connection | None:
+        """The in-process pipe to the server's own handlers (which admit the call
+        themselves) when they serve the call's service."""
         local = self._local
-        if local is not None and local.hosts(header.service):
-            if self._pipe is None or self._pipe.closed:
-                self._pipe = pipe(local)
-            return self._pipe
+        if local is None or not local.hosts(header.service):
+            return None
+        if self._pipe is None or self._pipe.closed:
+            self._pipe = pipe(local)
+        return self._pipe
+
+    async def _admit(self, header: frames.RequestHeader) -> str:
+        """Admit a call to a node of a user service, with the caller's token replaced by
+        one bound to the service; the call's namespace."""
         if header.service in CORE_SERVICES:
             raise errors.NotFound("micro.proxy", f"service {header.service} not found")
         metadata = header.metadata
@@ -194,37 +234,28 @@ class Forwarder:
                 namespace = metadata.get("micro-namespace") or "micro"
                 token = self._bound.token(credential, verified, namespace, header.service)
                 metadata["authorization"] = f"Bearer {token}"
-        return await self._upstream(header)
-
-    async def _upstream(self, header: frames.RequestHeader) -> Connection:
-        namespace = header.metadata.get("micro-namespace") or "micro"
-        tried: list[str] = []
-        while True:
-            address = await self._selector.select(header.service, namespace, exclude=tried)
-            conn = self._pool.get_nowait(address)
-            if conn is not None:
-                return conn
-            try:
-                return await self._pool.get(address)
-            except errors.ConnectionError:
-                self._selector.eject(address)
-                tried.append(address)
-                if len(tried) > self._retries:
-                    raise
+        return metadata.get("micro-namespace") or "micro"
 
     # -- the Upstream interface (what the gateway and the gRPC edge call) ------------------
 
-    async def unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
-        """Admit the call, then make it on a node of its service; the response body."""
-        upstream = await self._connection(header)
-        timeout = header.timeout / 1000 if header.timeout > 0 else None
-        return await upstream.unary(header, body, timeout)
+    async def unary(self, header: frames.RequestHeader, body: bytes, *, first: str = "") -> bytes:
+        """Admit the call, then make it on a node of its service (``first``, when the relay
+        picked one it had no connection to yet); the response body."""
+        local = self._local_pipe(header)
+        if local is not None:
+            timeout = header.timeout / 1000 if header.timeout > 0 else None
+            return await local.unary(header, body, timeout)
+        namespace = await self._admit(header)
+        return await self.router.unary(header, body, namespace=namespace, first=first)
 
     async def open_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
         """Admit the call, then open it on a node of its service (``first``: the request of
         a server stream; ``None`` when the caller sends messages)."""
-        upstream = await self._connection(header)
-        return upstream.open_stream(header, first)
+        local = self._local_pipe(header)
+        if local is not None:
+            return local.open_stream(header, first)
+        namespace = await self._admit(header)
+        return await self.router.open_stream(header, first, namespace=namespace)
 
     def _span(self, header: frames.RequestHeader) -> Span | None:
         """The span of a call forwarded for a caller on the native wire (the CLI, another
@@ -237,11 +268,13 @@ class Forwarder:
             return None
         return forward_span(header)
 
-    async def traced_unary(self, header: frames.RequestHeader, body: bytes) -> bytes:
+    async def traced_unary(
+        self, header: frames.RequestHeader, body: bytes, *, first: str = ""
+    ) -> bytes:
         """:meth:`unary` in a span of the proxy's (for callers with no span of the edge's)."""
         span = self._span(header)
         try:
-            data = await self.unary(header, body)
+            data = await self.unary(header, body, first=first)
         except BaseException as exc:
             if span is not None:
                 forward_failed(span, exc)
@@ -270,9 +303,10 @@ class Forwarder:
         pending: TaskEnd,
         header: frames.RequestHeader,
         body: bytes,
+        first: str = "",
     ) -> None:
         try:
-            data = await self.traced_unary(header, body)
+            data = await self.traced_unary(header, body, first=first)
             conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))
         except errors.MicroError as exc:
             conn.send(frames.encode_frame(stream_id, frames.ERROR, 0, exc.to_json()))

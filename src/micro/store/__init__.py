@@ -6,12 +6,13 @@ In a service, with no set-up::
     [record] = await micro.store.read("greeting")
     await micro.store.write_value("user/1", User(name="Ann"))     # msgspec-encoded
     user = await micro.store.read_value("user/1", User)
+    await micro.store.write("greeting", b"hi", if_version=record.version)  # or 409
 
 Implementations, picked by ``MICRO_STORE``: ``sqlite`` (embedded default), ``memory``,
 ``postgres``, ``redis``, and ``rpc`` (the client of the ``store`` service).
 """
 
-from micro.store.base import DEFAULT_DATABASE, DEFAULT_TABLE, Record, Store
+from micro.store.base import DEFAULT_DATABASE, DEFAULT_TABLE, Record, Store, Write
 from micro.store.default import (
     default,
     delete,
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_TABLE",
     "Record",
     "Store",
+    "Write",
     "default",
     "delete",
     "list",

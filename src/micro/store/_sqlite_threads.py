@@ -9,8 +9,13 @@ take queued reads in batches on connections of their own (WAL: readers never wai
 the writer). Both hand results back to the event loop with one wake-up per batch.
 
 Layout: one file ``<database>.db`` per store database, one SQL table per store table
-(``"t:<table>"``, key order, ``WITHOUT ROWID``), each with a partial index on the expiry
-of the records that have one. Names were checked by the store (no quotes can be in them)
+(``"t:<table>"``, key order, ``WITHOUT ROWID``; columns key, value, metadata, expires,
+version), each with a partial index on the expiry of the records that have one. A table
+made before versions existed gets its ``version`` column (default 1) from the writer on
+its first write there (``ALTER TABLE ... ADD COLUMN``: no rewrite of the rows); until
+then readers read its records as version 1. A conditional write or a commit of several
+writes is one job: its version checks and its writes happen in the writer's transaction,
+and a conflict fails that job alone. Names were checked by the store (no quotes can be in them)
 and are still quoted; upper case is escaped (:func:`~micro.store._backend.encode_name`)
 because SQLite does not tell ``Users`` from ``users``.
 """
@@ -34,9 +39,10 @@ import msgspec
 from micro import errors
 from micro._batch import take_batch
 from micro.store._backend import decode_name, encode_name
-from micro.store.base import Record
+from micro.store.base import Record, version_conflict
 
 __all__ = [
+    "COMMIT",
     "DATABASES",
     "DELETE",
     "GET",
@@ -58,11 +64,13 @@ log = logging.getLogger("micro.store")
 _TABLE_PREFIX: Final = "t:"
 _BATCH: Final = 1024
 
-# Writer job kinds; ``args`` is the row, the key, the key, nothing.
+# Writer job kinds; ``args`` is the row (key, value, metadata, expires), the key, the key,
+# nothing, and a list of (table, row, if_version or None).
 PUT: Final = 1
 DELETE: Final = 2
 PURGE: Final = 3
 SWEEP: Final = 4
+COMMIT: Final = 5
 # Reader job kinds; ``args`` is the key, a range (see Reader.range), nothing, nothing.
 GET: Final = 11
 RANGE: Final = 12
@@ -147,21 +155,36 @@ def sync_directory(directory: Path) -> None:
 
 
 class _Db:
-    """One open database file on one thread: its connection and its tables."""
+    """One open database file on one thread: its connection, its tables and which of
+    them have a ``version`` column."""
 
-    __slots__ = ("conn", "tables")
+    __slots__ = ("conn", "tables", "versioned")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.tables: set[str] = set()
+        self.versioned: set[str] = set()
         self.reload_tables()
 
     def reload_tables(self) -> None:
         rows = self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 2) = ?",
+            "SELECT m.name, max(p.name = 'version') FROM sqlite_master AS m "
+            "JOIN pragma_table_info(m.name) AS p "
+            "WHERE m.type = 'table' AND substr(m.name, 1, 2) = ? GROUP BY m.name",
             (_TABLE_PREFIX,),
         ).fetchall()
-        self.tables = {f'"{name}"' for (name,) in rows}
+        self.tables = {f'"{name}"' for name, _ in rows}
+        self.versioned = {f'"{name}"' for name, versioned in rows if versioned}
+
+    def ensure(self, table: str, encoded: str) -> None:
+        """Make ``table`` (in the open transaction) or give it its version column."""
+        if table not in self.tables:
+            _create_table(self.conn, table, encoded)
+            self.tables.add(table)
+            self.versioned.add(table)
+        elif table not in self.versioned:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+            self.versioned.add(table)
 
 
 class _Worker(threading.Thread):
@@ -295,8 +318,9 @@ class Writer(_Worker):
             deleted = self.sweep()
             done.extend((job, deleted, None) for job in sweeps)
         for database, jobs in by_database.items():
+            conflicts: dict[int, errors.MicroError] = {}
             try:
-                self._commit(database, jobs)
+                conflicts = self._commit(database, jobs)
             except sqlite3.Error as exc:
                 if len(jobs) == 1:
                     done.append((jobs[0], None, failure(exc, self.path(database))))
@@ -304,24 +328,27 @@ class Writer(_Worker):
                 # One job spoiled the batch: apply them one by one so the others land.
                 for job in jobs:
                     try:
-                        self._commit(database, [job])
+                        one_conflict = self._commit(database, [job]).get(id(job))
                     except sqlite3.Error as one:
                         done.append((job, None, failure(one, self.path(database))))
                     else:
-                        done.append((job, None, None))
+                        done.append((job, None, one_conflict))
             except Exception as exc:  # a bug, not the disk: still answer every caller
                 log.exception("SQLite store: writing to %s failed", database)
                 bug = errors.InternalServerError("store", f"SQLite store: {exc}")
                 done.extend((job, None, bug) for job in jobs)
             else:
-                done.extend((job, None, None) for job in jobs)
+                done.extend((job, None, conflicts.get(id(job))) for job in jobs)
         _deliver(done)
 
-    def _commit(self, database: str, jobs: list[Job]) -> None:
-        db = self.db(database, create=any(job.kind == PUT for job in jobs))
+    def _commit(self, database: str, jobs: list[Job]) -> dict[int, errors.MicroError]:
+        """Apply ``jobs`` in one transaction; the version conflicts, by ``id(job)``."""
+        conflicts: dict[int, errors.MicroError] = {}
+        db = self.db(database, create=any(job.kind in (PUT, COMMIT) for job in jobs))
         if db is None:  # only deletes, in a database never written to: nothing to do
-            return
+            return conflicts
         conn = db.conn
+        now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             i = 0
@@ -331,18 +358,16 @@ class Writer(_Worker):
                 i += 1
                 if job.kind == PUT:
                     # Consecutive writes to one table go in one executemany.
-                    rows = [job.args]
+                    rows = [(*job.args, now)]
                     while i < len(jobs) and jobs[i].kind == PUT and jobs[i].table == job.table:
-                        rows.append(jobs[i].args)
+                        rows.append((*jobs[i].args, now))
                         i += 1
-                    if table not in db.tables:
-                        _create_table(conn, table, encode_name(job.table))
-                        db.tables.add(table)
-                    conn.executemany(
-                        f"INSERT OR REPLACE INTO {table} (key, value, metadata, expires) "
-                        "VALUES (?, ?, ?, ?)",
-                        rows,
-                    )
+                    db.ensure(table, encode_name(job.table))
+                    conn.executemany(_upsert(table), rows)
+                elif job.kind == COMMIT:
+                    conflict = _conditional(db, job.args, now)
+                    if conflict is not None:
+                        conflicts[id(job)] = conflict
                 elif table not in db.tables:
                     continue
                 elif job.kind == DELETE:
@@ -360,6 +385,7 @@ class Writer(_Worker):
             with contextlib.suppress(sqlite3.Error):
                 db.reload_tables()  # a table made in the rolled back transaction is gone
             raise
+        return conflicts
 
     def sweep(self) -> int:
         """Delete every expired record of every database file in the folder; how many."""
@@ -390,16 +416,59 @@ class Writer(_Worker):
         return deleted
 
 
+def _upsert(table: str) -> str:
+    """Write a row (key, value, metadata, expires, now): version 1 for a new (or expired)
+    record, one more than the stored one otherwise."""
+    return (
+        f"INSERT INTO {table} (key, value, metadata, expires, version) VALUES (?, ?, ?, ?, 1) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, metadata = excluded.metadata, "
+        "expires = excluded.expires, "
+        "version = CASE WHEN expires <= ?5 THEN 1 ELSE version + 1 END"
+    )
+
+
+def _conditional(
+    db: _Db, writes: list[tuple[str, tuple[Any, ...], int | None]], now: float
+) -> errors.MicroError | None:
+    """Apply one commit job's writes if every version matches (in the open transaction);
+    the conflict, and nothing written, when one does not."""
+    for table, row, if_version in writes:
+        if if_version is None:
+            continue
+        ident = _ident(table)
+        found = 0
+        if ident in db.tables:
+            column = "version" if ident in db.versioned else "1"
+            got = db.conn.execute(
+                f"SELECT {column}, expires FROM {ident} WHERE key = ?", (row[0],)
+            ).fetchone()
+            if got is not None and (got[1] is None or got[1] > now):
+                found = got[0]
+        if found != if_version:
+            return version_conflict(row[0], if_version, found)
+    for table, row, _ in writes:
+        ident = _ident(table)
+        db.ensure(ident, encode_name(table))
+        db.conn.execute(_upsert(ident), (*row, now))
+    return None
+
+
 def _create_table(conn: sqlite3.Connection, table: str, encoded: str) -> None:
     # WITHOUT ROWID: records live in key order, which every list and prefix read wants.
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY NOT NULL, "
-        "value BLOB NOT NULL, metadata TEXT, expires REAL) WITHOUT ROWID"
+        "value BLOB NOT NULL, metadata TEXT, expires REAL, "
+        "version INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID"
     )
     # Only records with a TTL are indexed: the sweep is cheap, plain writes pay nothing.
     conn.execute(
         f'CREATE INDEX IF NOT EXISTS "x:{encoded}" ON {table} (expires) WHERE expires IS NOT NULL'
     )
+
+
+def _version(db: _Db, table: str) -> str:
+    """The column to read a record's version from: a constant 1 in a table not upgraded."""
+    return "version" if _ident(table) in db.versioned else "1"
 
 
 def _left(expires: float | None, now: float) -> float:
@@ -462,8 +531,8 @@ class Reader(_Worker):
         db = self.db(database)
         if db is None:
             return None
-        if _ident(table) not in db.tables:
-            db.reload_tables()  # the writer may have made it since we looked
+        if _ident(table) not in db.versioned:
+            db.reload_tables()  # the writer may have made or upgraded it since we looked
             if _ident(table) not in db.tables:
                 return None
         return db
@@ -473,20 +542,22 @@ class Reader(_Worker):
         db = self._table(job.database, job.table)
         rows = (
             db.conn.execute(
-                f"SELECT value, metadata, expires FROM {_ident(job.table)} WHERE key = ?", (key,)
+                f"SELECT value, metadata, expires, {_version(db, job.table)} "
+                f"FROM {_ident(job.table)} WHERE key = ?",
+                (key,),
             ).fetchall()
             if db is not None
             else None
         )
         if not rows:
             raise errors.NotFound("store.Store.Read", "not found")
-        value, metadata, expires = rows[0]
+        value, metadata, expires, version = rows[0]
         now = time.time()
         if expires is not None and expires <= now:
             self._purges.put(Job(PURGE, job.database, job.table, key))
             raise errors.NotFound("store.Store.Read", "not found")
         meta = _decode_metadata(metadata) if metadata else {}
-        return Record(key=key, value=value, metadata=meta, expiry=_left(expires, now))
+        return Record(key, value, meta, _left(expires, now), version)
 
     def range(self, job: Job) -> list[Record] | list[str]:
         """``args``: (start, end or None, suffix, limit, offset, descending, keys only)."""
@@ -505,7 +576,9 @@ class Reader(_Worker):
             where += " AND substr(key, ?) = ?"
             params += [-len(suffix), suffix]
         params += [limit or -1, offset]
-        columns = "key" if keys_only else "key, value, metadata, expires"
+        columns = (
+            "key" if keys_only else f"key, value, metadata, expires, {_version(db, job.table)}"
+        )
         order = "DESC" if desc else "ASC"
         rows = db.conn.execute(
             f"SELECT {columns} FROM {_ident(job.table)} WHERE {where} "
@@ -516,12 +589,13 @@ class Reader(_Worker):
             return [key for (key,) in rows]
         return [
             Record(
-                key=key,
-                value=value,
-                metadata=_decode_metadata(metadata) if metadata else {},
-                expiry=_left(expires, now),
+                key,
+                value,
+                _decode_metadata(metadata) if metadata else {},
+                _left(expires, now),
+                version,
             )
-            for key, value, metadata, expires in rows
+            for key, value, metadata, expires, version in rows
         ]
 
     def tables(self, database: str) -> list[str]:

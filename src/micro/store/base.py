@@ -9,6 +9,14 @@ and two namespaces never at all.
 Every implementation checks its input through :func:`check_record`, :func:`check_key`
 and :func:`check_names`, so bad input gets the same clear error from every backend and
 nothing stored is touched by a rejected call.
+
+Versions (compare-and-set): every record carries a ``version``, 1 when it is created and
+one more at each write; a missing (deleted or expired) record has version 0, so a record
+made again starts at 1. ``write(record, if_version=N)`` writes only while the stored
+version is ``N`` (``0``: only while there is none) and otherwise raises
+:class:`micro.errors.Conflict` (409), writing nothing. Records written before versions
+existed read as version 1. :meth:`Store.commit` applies several writes to one database
+all or none (what the transactional outbox builds on).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import builtins
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar, Final, Literal
 
 import msgspec
@@ -28,19 +37,26 @@ __all__ = [
     "DEFAULT_TABLE",
     "MAX_KEY_BYTES",
     "MAX_VALUE_BYTES",
+    "OUTBOX_SUFFIX",
     "Order",
     "Record",
     "Store",
+    "Write",
     "check_key",
     "check_names",
     "check_page",
     "check_record",
+    "check_version",
+    "check_writes",
     "expires_at",
     "page",
+    "version_conflict",
 ]
 
 DEFAULT_DATABASE: Final = "micro"
 DEFAULT_TABLE: Final = "micro"
+OUTBOX_SUFFIX: Final = ".outbox"
+"""Table ``<t>.outbox`` holds the events of table ``t``'s outbox (:mod:`micro.events.outbox`)."""
 MAX_KEY_BYTES: Final = 1024
 MAX_VALUE_BYTES: Final = 4 * 1024 * 1024
 """Default largest value; a store may be given another limit."""
@@ -54,13 +70,56 @@ class Record(msgspec.Struct, omit_defaults=True):
     """One stored record.
 
     ``expiry`` is a TTL in seconds: on write, how long the record lives (0 = forever);
-    on read, how long it has left.
+    on read, how long it has left. ``version`` is set on read (see the module's
+    docstring) and ignored on write: a conditional write names the version it expects
+    with ``if_version``.
     """
 
     key: str
     value: bytes = b""
     metadata: dict[str, Any] = {}
     expiry: float = 0.0
+    version: int = 0
+
+
+class Write(msgspec.Struct, omit_defaults=True, frozen=True):
+    """One write of :meth:`Store.commit`: ``record`` into ``table``, only while its stored
+    version is ``if_version`` (``None``: whatever it is)."""
+
+    record: Record
+    table: str = DEFAULT_TABLE
+    if_version: int | None = None
+
+
+def version_conflict(key: str, expected: int, found: int) -> errors.Conflict:
+    """The error of a conditional write that found another version (nothing was written)."""
+    what = "no record" if found == 0 else f"version {found}"
+    want = "none" if expected == 0 else f"version {expected}"
+    return errors.Conflict(
+        "store.Store.Write", f"version conflict at key {key!r}: expected {want}, found {what}"
+    )
+
+
+def check_version(if_version: int | None) -> None:
+    """A version to compare with is ``None`` or not negative."""
+    if if_version is not None and if_version < 0:
+        raise errors.BadRequest("store", f"if_version must not be negative (got {if_version})")
+
+
+def check_writes(writes: Sequence[Write], max_value: int = MAX_VALUE_BYTES) -> None:
+    """Every write of a commit is valid, and no key is written twice in it."""
+    if not writes:
+        raise errors.BadRequest("store", "a commit needs at least one write")
+    seen: set[tuple[str, str]] = set()
+    for write in writes:
+        check_record(write.record, max_value=max_value)
+        check_names(DEFAULT_DATABASE, write.table)
+        check_version(write.if_version)
+        if (write.table, write.record.key) in seen:
+            raise errors.BadRequest(
+                "store", f"key {write.record.key!r} of table {write.table} is written twice"
+            )
+        seen.add((write.table, write.record.key))
 
 
 def check_names(database: str, table: str) -> None:
@@ -143,13 +202,26 @@ class Store(ABC):
 
     @abstractmethod
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
         """Create or replace the record at ``record.key``; durable once it returns.
 
-        Raises BadRequest for an empty key or a negative expiry and PayloadTooLarge for a
-        value over the limit, before anything is written.
+        With ``if_version``, only while the stored version is that (0: no record), else
+        :class:`micro.errors.Conflict` and nothing is written. Raises BadRequest for an
+        empty key, a negative expiry or version and PayloadTooLarge for a value over the
+        limit, before anything is written.
         """
+
+    @abstractmethod
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
+        """Apply ``writes`` (to tables of one ``database``) all together or not at all:
+        durable together once it returns; one version conflict raises Conflict and none is
+        applied. A key may appear once per commit."""
 
     @abstractmethod
     async def delete(

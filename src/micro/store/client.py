@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 
 from micro.rpc.client import Client
-from micro.store.base import DEFAULT_DATABASE, DEFAULT_TABLE, Order, Record, Store
+from micro.store.base import DEFAULT_DATABASE, DEFAULT_TABLE, Order, Record, Store, Write
 from micro.store.proto import (
+    CommitOptions,
+    CommitRequest,
     DatabasesResponse,
     DeleteRequest,
     ListOptions,
@@ -59,12 +62,25 @@ class RPCStore(Store):
         return records
 
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
         await self._client.call(
             _SERVICE,
             "Store.Write",
-            WriteRequest(record, WriteOptions(database, table)),
+            WriteRequest(record, WriteOptions(database, table), if_version),
+            metadata=_in(database),
+        )
+
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
+        await self._client.call(
+            _SERVICE,
+            "Store.Commit",
+            CommitRequest(list(writes), CommitOptions(database)),
             metadata=_in(database),
         )
 

@@ -101,12 +101,19 @@ async def write(
     metadata: dict[str, Any] | None = None,
     database: str | None = None,
     table: str | None = None,
+    if_version: int | None = None,
 ) -> None:
-    """Write one record (``str`` values are stored as UTF-8); ``expiry`` is a TTL in seconds."""
+    """Write one record (``str`` values are stored as UTF-8); ``expiry`` is a TTL in seconds.
+
+    ``if_version``: write only while the stored record's version is that (0: only while
+    there is none), else :class:`micro.errors.Conflict` and nothing is written.
+    """
     b = default()
     data = value.encode() if isinstance(value, str) else value
     record = Record(key=key, value=data, metadata=metadata or {}, expiry=expiry)
-    await b.store.write(record, database=database or b.database, table=table or b.table)
+    await b.store.write(
+        record, database=database or b.database, table=table or b.table, if_version=if_version
+    )
 
 
 async def delete(key: str, *, database: str | None = None, table: str | None = None) -> None:
@@ -138,9 +145,11 @@ async def list(
     )
 
 
-async def write_value(key: str, value: Any, *, expiry: float = 0.0, **where: str) -> None:
+async def write_value(
+    key: str, value: Any, *, expiry: float = 0.0, if_version: int | None = None, **where: str
+) -> None:
     """Write any msgspec-encodable value (Struct, dataclass, dict, ...) as JSON."""
-    await write(key, msgspec.json.encode(value), expiry=expiry, **where)  # type: ignore[arg-type]
+    await write(key, msgspec.json.encode(value), expiry=expiry, if_version=if_version, **where)  # type: ignore[arg-type]
 
 
 async def read_value(key: str, tp: type[T], **where: str) -> T:

@@ -12,9 +12,10 @@ from typing import Final, cast
 
 from micro import errors
 from micro.auth import access
-from micro.store.base import DEFAULT_TABLE, Order
+from micro.store.base import DEFAULT_TABLE, OUTBOX_SUFFIX, Order, Write
 from micro.store.base import Store as StoreBackend
 from micro.store.proto import (
+    CommitRequest,
     DatabasesResponse,
     DeleteRequest,
     EmptyResponse,
@@ -41,9 +42,11 @@ def _where(database: str, table: str, endpoint: str) -> tuple[str, str]:
     must administer it (Micro's AuthorizeAdmin), or be the service whose table it is, and
     may not touch the platform's own tables."""
     where = (access.namespace(database, f"store.{endpoint}"), table or DEFAULT_TABLE)
-    if where in RESERVED:
+    # A table's outbox (micro.events.outbox) is its service's as the table itself is.
+    owner = where[1].removesuffix(OUTBOX_SUFFIX)
+    if where in RESERVED or (where[0], owner) in RESERVED:
         raise errors.Forbidden("store", f"table {where[1]} of database {where[0]} is reserved")
-    access.authorize_service(where[0], where[1])
+    access.authorize_service(where[0], owner)
     return where
 
 
@@ -71,9 +74,23 @@ class Store:
         return ReadResponse(records)
 
     async def write(self, req: WriteRequest) -> EmptyResponse:
-        """Create or replace a record."""
+        """Create or replace a record; with ``if_version``, only while the stored version is
+        that (409 otherwise)."""
         database, table = _where(req.options.database, req.options.table, "Store.Write")
-        await self._backend.write(req.record, database=database, table=table)
+        await self._backend.write(
+            req.record, database=database, table=table, if_version=req.if_version
+        )
+        return EmptyResponse()
+
+    async def commit(self, req: CommitRequest) -> EmptyResponse:
+        """Several writes (each checked as a ``Write`` to its table) all or none; 409 and
+        nothing written when one version differs."""
+        database = req.options.database
+        writes: list[Write] = []
+        for w in req.writes:
+            database, table = _where(req.options.database, w.table, "Store.Commit")
+            writes.append(Write(w.record, table, w.if_version))
+        await self._backend.commit(writes, database=database)
         return EmptyResponse()
 
     async def delete(self, req: DeleteRequest) -> EmptyResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from micro import errors
@@ -13,12 +14,15 @@ from micro.store.base import (
     Order,
     Record,
     Store,
+    Write,
     check_key,
     check_names,
     check_page,
-    check_record,
+    check_version,
+    check_writes,
     expires_at,
     page,
+    version_conflict,
 )
 
 __all__ = ["MemoryStore"]
@@ -29,10 +33,18 @@ class _Entry:
     value: bytes
     metadata: dict[str, object]
     expires: float | None
+    version: int
 
     def record(self, key: str, now: float) -> Record:
         left = 0.0 if self.expires is None else max(self.expires - now, 0.001)
-        return Record(key=key, value=self.value, metadata=dict(self.metadata), expiry=left)
+        return Record(key, self.value, dict(self.metadata), left, self.version)
+
+
+def _version(entry: _Entry | None, now: float) -> int:
+    """The version stored: 0 for none (or an expired one)."""
+    if entry is None or (entry.expires is not None and entry.expires <= now):
+        return 0
+    return entry.version
 
 
 class MemoryStore(Store):
@@ -87,14 +99,33 @@ class MemoryStore(Store):
         return [rows[k].record(k, now) for k in page(keys, limit, offset)]
 
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
+        check_version(if_version)
+        await self.commit([Write(record, table, if_version)], database=database)
+
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
         if self._max_value is None:
-            check_record(record)
+            check_writes(writes)
         else:
-            check_record(record, max_value=self._max_value)
-        rows = self._table(database, table, create=True)
-        rows[record.key] = _Entry(record.value, dict(record.metadata), expires_at(record))
+            check_writes(writes, self._max_value)
+        now = time.time()
+        # No await from the checks to the last write: nothing else runs in between.
+        found = [_version(self._table(database, w.table).get(w.record.key), now) for w in writes]
+        for write, version in zip(writes, found, strict=True):
+            if write.if_version is not None and write.if_version != version:
+                raise version_conflict(write.record.key, write.if_version, version)
+        for write, version in zip(writes, found, strict=True):
+            record = write.record
+            rows = self._table(database, write.table, create=True)
+            rows[record.key] = _Entry(
+                record.value, dict(record.metadata), expires_at(record, now), version + 1
+            )
 
     async def delete(
         self, key: str, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE

@@ -2,9 +2,11 @@
 
 Everything lives in one schema (``micro`` by default)::
 
-    records(database, "table", key, value bytea, metadata jsonb, expires_at timestamptz)
+    records(database, "table", key, value bytea, metadata jsonb, expires_at timestamptz,
+            version bigint)
         primary key (database, "table", key); text in the "C" collation, so keys sort
-        by code point as in every other store
+        by code point as in every other store; a schema made before versions existed
+        gets the column at start (``ADD COLUMN ... DEFAULT 1``: no rewrite)
     tables(database, "table")   every table ever written to
 
 Expiry is on the database server's clock (``now()``), so servers with skewed clocks
@@ -22,6 +24,7 @@ import builtins
 import contextlib
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -35,10 +38,14 @@ from micro.store.base import (
     Order,
     Record,
     Store,
+    Write,
     check_key,
     check_names,
     check_page,
     check_record,
+    check_version,
+    check_writes,
+    version_conflict,
 )
 
 try:
@@ -135,18 +142,35 @@ class PostgresStore(Store):
         self._closed = False
         self._known: set[tuple[str, str]] = set()
         s = f'"{schema}"'
-        self._sql_write = (
-            f'INSERT INTO {s}.records (database, "table", key, value, metadata, expires_at) '
-            "VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::float8 > 0 "
-            "THEN now() + $6::float8 * interval '1 second' END) "
+        expires = "CASE WHEN $6::float8 > 0 THEN now() + $6::float8 * interval '1 second' END"
+        insert = (
+            f'INSERT INTO {s}.records (database, "table", key, value, metadata, expires_at, '
+            f"version) VALUES ($1, $2, $3, $4, $5, {expires}, 1) "
             'ON CONFLICT (database, "table", key) DO UPDATE SET value = EXCLUDED.value, '
-            "metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at"
+            "metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, "
+        )
+        self._sql_write = (
+            insert + "version = CASE WHEN records.expires_at <= now() THEN 1 "
+            "ELSE records.version + 1 END"
+        )
+        # A conditional write returns the new version, or no row when the stored one differs.
+        self._sql_create = (
+            insert + "version = 1 WHERE records.expires_at <= now() RETURNING version"
+        )
+        self._sql_update = (
+            f"UPDATE {s}.records SET value = $4, metadata = $5, expires_at = {expires}, "
+            'version = version + 1 WHERE database = $1 AND "table" = $2 AND key = $3 '
+            "AND version = $7 AND (expires_at IS NULL OR expires_at > now()) RETURNING version"
+        )
+        self._sql_version = (
+            f'SELECT version FROM {s}.records WHERE database = $1 AND "table" = $2 AND key = $3 '
+            "AND (expires_at IS NULL OR expires_at > now())"
         )
         self._sql_table = (
             f'INSERT INTO {s}.tables (database, "table") VALUES ($1, $2) ON CONFLICT DO NOTHING'
         )
         self._sql_get = (
-            "SELECT value, metadata, extract(epoch FROM expires_at - now())::float8 "
+            "SELECT value, metadata, extract(epoch FROM expires_at - now())::float8, version "
             f'FROM {s}.records WHERE database = $1 AND "table" = $2 AND key = $3'
         )
         self._sql_delete = (
@@ -159,7 +183,8 @@ class PostgresStore(Store):
                 columns = (
                     "key"
                     if keys_only
-                    else "key, value, metadata, extract(epoch FROM expires_at - now())::float8"
+                    else "key, value, metadata, "
+                    "extract(epoch FROM expires_at - now())::float8, version"
                 )
                 self._sql_range[keys_only, desc] = (
                     f'SELECT {columns} FROM {s}.records WHERE database = $1 AND "table" = $2 '
@@ -249,6 +274,9 @@ class PostgresStore(Store):
                 f"CREATE TABLE IF NOT EXISTS {s}.tables ("
                 ' database text COLLATE "C" NOT NULL, "table" text COLLATE "C" NOT NULL,'
                 ' PRIMARY KEY (database, "table"));'
+                # Versions came later: a constant default adds the column without a rewrite.
+                f"ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS"
+                " version bigint NOT NULL DEFAULT 1;"
             )
 
     async def _sweep_forever(self) -> None:
@@ -338,23 +366,31 @@ class PostgresStore(Store):
             )
         return [
             Record(
-                key=k,
-                value=value,
-                metadata=_decode_metadata(metadata) if metadata else {},
-                expiry=_left(left),
+                k,
+                value,
+                _decode_metadata(metadata) if metadata else {},
+                _left(left),
+                version,
             )
-            for k, value, metadata, left in rows
+            for k, value, metadata, left, version in rows
         ]
 
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
+        if if_version is not None:
+            check_version(if_version)
+            await self.commit([Write(record, table, if_version)], database=database)
+            return
         check_record(record, max_value=self._max_value)
         check_names(database, table)
         metadata = _encode_metadata(record.metadata).decode() if record.metadata else None
-        if (database, table) not in self._known:
-            await self._query("execute", self._sql_table, database, table)
-            self._known.add((database, table))
+        await self._register(database, table)
         await self._query(
             "execute",
             self._sql_write,
@@ -365,6 +401,36 @@ class PostgresStore(Store):
             metadata,
             record.expiry,
         )
+
+    async def _register(self, database: str, table: str) -> None:
+        if (database, table) not in self._known:
+            await self._query("execute", self._sql_table, database, table)
+            self._known.add((database, table))
+
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
+        check_writes(writes, self._max_value)
+        check_names(database, DEFAULT_TABLE)
+        for table in sorted({w.table for w in writes}):
+            await self._register(database, table)
+        try:
+            pool = self._pool or await self._connect()
+            async with pool.acquire() as conn, conn.transaction():
+                for w in writes:
+                    r = w.record
+                    metadata = _encode_metadata(r.metadata).decode() if r.metadata else None
+                    args = (database, w.table, r.key, r.value, metadata, r.expiry)
+                    if w.if_version is None:
+                        await conn.execute(self._sql_write, *args)
+                        continue
+                    if w.if_version == 0:
+                        got = await conn.fetchval(self._sql_create, *args)
+                    else:
+                        got = await conn.fetchval(self._sql_update, *args, w.if_version)
+                    if got is None:  # raised inside the transaction: it rolls back
+                        found = await conn.fetchval(self._sql_version, database, w.table, r.key)
+                        raise version_conflict(r.key, w.if_version, found or 0)
+        except _BACKEND_ERRORS as exc:
+            raise self._failure(exc) from exc
 
     async def delete(
         self, key: str, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
-from micro.store.base import Record
+from micro.store.base import Record, Write
 
 __all__ = [
+    "CommitOptions",
+    "CommitRequest",
     "DatabasesResponse",
     "DeleteRequest",
     "EmptyResponse",
@@ -60,8 +62,24 @@ class ReadResponse(msgspec.Struct):
 
 
 class WriteRequest(msgspec.Struct, omit_defaults=True):
+    """``if_version``: write only while the stored version is this (0: no record)."""
+
     record: Record
     options: WriteOptions = WriteOptions()
+    if_version: int | None = None
+
+
+class CommitOptions(msgspec.Struct, omit_defaults=True, frozen=True):
+    """``database`` defaults to the caller's namespace; each write names its table."""
+
+    database: str = ""
+
+
+class CommitRequest(msgspec.Struct, omit_defaults=True):
+    """Writes applied all or none (``Store.Commit``)."""
+
+    writes: list[Write]
+    options: CommitOptions = CommitOptions()
 
 
 class DeleteRequest(msgspec.Struct, omit_defaults=True):

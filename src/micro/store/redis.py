@@ -3,13 +3,17 @@
 Keys, under a prefix (``micro`` by default), with the store table as a hash tag so one
 table's keys stay in one cluster slot::
 
-    <prefix>:{<database>:<table>}:r:<key>   the record: msgpack [value, metadata, expiry ms]
+    <prefix>:{<database>:<table>}:r:<key>   the record: msgpack [value, metadata, expiry ms,
+                                            version] (the version a fixed-width uint32 the
+                                            write script sets; records written before
+                                            versions existed have 3 fields: version 1)
     <prefix>:{<database>:<table>}:i         sorted set of the table's keys, all score 0:
                                             ZRANGEBYLEX gives key order and prefix ranges
     <prefix>:{<database>:<table>}:x         sorted set of the keys that expire, by expiry
     <prefix>:databases, <prefix>:tables:<database>   sets: what was written to
 
-A write is one MULTI/EXEC (record, index and expiry agree at every moment); the record
+A write (or a commit of several) is one script, so record, index, expiry and version
+agree at every moment and a version check and its write are atomic; the record
 expires by Redis itself (``PXAT``); its index entry is removed by a script (atomically,
 so a key rewritten meanwhile is kept) before each list or prefix read of its table and
 by a sweep every ``sweep_interval`` seconds. Expiry times come from this process's
@@ -27,6 +31,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -40,10 +45,13 @@ from micro.store.base import (
     Order,
     Record,
     Store,
+    Write,
     check_key,
     check_names,
     check_page,
-    check_record,
+    check_version,
+    check_writes,
+    version_conflict,
 )
 
 try:
@@ -80,6 +88,45 @@ return total
 """
 
 
+# Writes, all or none: KEYS are (record, index, expiry set) per write, ARGV (blob, key,
+# expires ms or 0, expected version or '') per write. Every version is checked before
+# anything is written; a conflict returns {its position, the version found}. A blob ends
+# with a uint32 placeholder for its version, replaced here by the stored version + 1.
+_WRITE = """
+local found = {}
+for i = 1, #KEYS / 3 do
+    local old = redis.call('GET', KEYS[3 * i - 2])
+    local version = 0
+    if old then
+        if string.byte(old, 1) == 0x94 then
+            version = struct.unpack('>I4', old, #old - 3)
+        else
+            version = 1
+        end
+    end
+    local want = ARGV[4 * i]
+    if want ~= '' and tonumber(want) ~= version then
+        return {i, version}
+    end
+    found[i] = version
+end
+for i = 1, #KEYS / 3 do
+    local blob = string.sub(ARGV[4 * i - 3], 1, -5) .. struct.pack('>I4', found[i] + 1)
+    local member, expires = ARGV[4 * i - 2], tonumber(ARGV[4 * i - 1])
+    if expires > 0 then
+        redis.call('SET', KEYS[3 * i - 2], blob, 'PXAT', expires)
+        redis.call('ZADD', KEYS[3 * i], expires, member)
+    else
+        redis.call('SET', KEYS[3 * i - 2], blob)
+        redis.call('ZREM', KEYS[3 * i], member)
+    end
+    redis.call('ZADD', KEYS[3 * i - 1], 0, member)
+end
+return {0, 0}
+"""
+_PLACEHOLDER = 0xFFFFFFFF  # msgpack's uint32 form: the script swaps its 4 bytes
+
+
 class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
     """A record as kept in Redis (its key is in the Redis key name)."""
 
@@ -87,6 +134,8 @@ class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
     metadata: dict[str, Any] = {}
     expires: int = 0
     """Unix time in ms; 0 = never."""
+    version: int = 0
+    """0 in a record written before versions existed: version 1."""
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -95,6 +144,11 @@ _decode = msgspec.msgpack.Decoder(_Stored).decode
 
 def _left(expires: int, now_ms: int) -> float:
     return 0.0 if not expires else max((expires - now_ms) / 1000, 0.001)
+
+
+def _record(key: str, stored: _Stored, now_ms: int) -> Record:
+    left = _left(stored.expires, now_ms)
+    return Record(key, stored.value, stored.metadata, left, stored.version or 1)
 
 
 def _refused(exc: BaseException | None) -> bool:
@@ -146,6 +200,7 @@ class RedisStore(Store):
             client_name=f"micro-store/{prefix}",  # so an operator sees whose they are
         )
         self._clean_sha = ""
+        self._write_script: Any = self._redis.register_script(_WRITE)
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._known: set[tuple[str, str]] = set()
@@ -259,32 +314,43 @@ class RedisStore(Store):
     # ------------------------------------------------------------------ the store
 
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
-        check_record(record, max_value=self._max_value)
-        check_names(database, table)
-        base = self._table_key(database, table)
-        key = record.key
-        expires = _now_ms() + int(record.expiry * 1000) if record.expiry > 0 else 0
-        blob = _encode(_Stored(record.value, record.metadata, expires))
+        check_version(if_version)
+        await self.commit([Write(record, table, if_version)], database=database)
+
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
+        check_writes(writes, self._max_value)
+        check_names(database, DEFAULT_TABLE)
+        keys: builtins.list[str] = []
+        args: builtins.list[Any] = []
+        now = _now_ms()
+        for w in writes:
+            base, r = self._table_key(database, w.table), w.record
+            expires = now + int(r.expiry * 1000) if r.expiry > 0 else 0
+            keys += [base + "r:" + r.key, base + "i", base + "x"]
+            blob = _encode(_Stored(r.value, r.metadata, expires, _PLACEHOLDER))
+            args += [blob, r.key, expires, "" if w.if_version is None else w.if_version]
         try:
-            pipe = self._ready().pipeline(transaction=True)
-            if expires:
-                pipe.set(base + "r:" + key, blob, pxat=expires)
-                pipe.zadd(base + "x", {key: expires})
-            else:
-                pipe.set(base + "r:" + key, blob)
-                pipe.zrem(base + "x", key)
-            pipe.zadd(base + "i", {key: 0})
-            known = (database, table) in self._known
-            if not known:
+            redis = self._ready()
+            position, found = await self._write_script(keys=keys, args=args, client=redis)
+            new = {w.table for w in writes if (database, w.table) not in self._known}
+            if not position and new:
+                pipe = redis.pipeline(transaction=True)
                 pipe.sadd(f"{self.prefix}:databases", database)
-                pipe.sadd(f"{self.prefix}:tables:{database}", table)
-            await pipe.execute()
-            if not known:
-                self._known.add((database, table))
+                pipe.sadd(f"{self.prefix}:tables:{database}", *new)
+                await pipe.execute()
+                self._known.update((database, table) for table in new)
         except _BACKEND_ERRORS as exc:
             raise self._failure(exc) from exc
+        if position:
+            w = writes[position - 1]
+            raise version_conflict(w.record.key, w.if_version or 0, found)
 
     async def read(
         self,
@@ -309,7 +375,7 @@ class RedisStore(Store):
                 stored = None if blob is None else _decode(blob)
                 if stored is None or (stored.expires and stored.expires <= now):
                     raise errors.NotFound("store.Store.Read", "not found")
-                return [Record(key, stored.value, stored.metadata, _left(stored.expires, now))]
+                return [_record(key, stored, now)]
             keys = await self._keys(
                 base, key if prefix else "", key if suffix else "", limit, offset, order
             )
@@ -326,7 +392,7 @@ class RedisStore(Store):
             stored = _decode(blob)
             if stored.expires and stored.expires <= now:
                 continue
-            records.append(Record(k, stored.value, stored.metadata, _left(stored.expires, now)))
+            records.append(_record(k, stored, now))
         return records
 
     async def delete(

@@ -16,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ import msgspec
 from micro import errors
 from micro.store._backend import prefix_end
 from micro.store._sqlite_threads import (
+    COMMIT,
     DATABASES,
     DELETE,
     GET,
@@ -45,10 +47,13 @@ from micro.store.base import (
     Order,
     Record,
     Store,
+    Write,
     check_key,
     check_names,
     check_page,
     check_record,
+    check_version,
+    check_writes,
     expires_at,
 )
 
@@ -60,6 +65,12 @@ __all__ = ["SQLiteStore"]
 _encode_metadata = msgspec.json.Encoder().encode
 
 _NEW, _RUNNING, _CLOSED = 0, 1, 2
+
+
+def _row(record: Record) -> tuple[Any, ...]:
+    """A record as the writer's SQL takes it: key, value, metadata, expires."""
+    metadata = _encode_metadata(record.metadata).decode() if record.metadata else None
+    return (record.key, record.value, metadata, expires_at(record))
 
 
 def _join(threads: builtins.list[threading.Thread]) -> None:
@@ -182,13 +193,26 @@ class SQLiteStore(Store):
             raise failure(exc, reader.path(database)) from None
 
     async def write(
-        self, record: Record, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE
+        self,
+        record: Record,
+        *,
+        database: str = DEFAULT_DATABASE,
+        table: str = DEFAULT_TABLE,
+        if_version: int | None = None,
     ) -> None:
+        if if_version is not None:
+            check_version(if_version)
+            await self.commit([Write(record, table, if_version)], database=database)
+            return
         check_record(record, max_value=self._max_value)
         check_names(database, table)
-        metadata = _encode_metadata(record.metadata).decode() if record.metadata else None
-        row = (record.key, record.value, metadata, expires_at(record))
-        await self._run(self._writes, PUT, database, table, row)
+        await self._run(self._writes, PUT, database, table, _row(record))
+
+    async def commit(self, writes: Sequence[Write], *, database: str = DEFAULT_DATABASE) -> None:
+        check_writes(writes, self._max_value)
+        check_names(database, DEFAULT_TABLE)
+        rows = [(w.table, _row(w.record), w.if_version) for w in writes]
+        await self._run(self._writes, COMMIT, database, writes[0].table, rows)
 
     async def delete(
         self, key: str, *, database: str = DEFAULT_DATABASE, table: str = DEFAULT_TABLE

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from micro import errors
-from micro.store.base import MAX_VALUE_BYTES, Record, Store
+from micro.store.base import MAX_VALUE_BYTES, Record, Store, Write
 
 __all__ = ["StoreSuite"]
 
@@ -119,6 +119,10 @@ class StoreSuite:
         assert [r.key for r in await store.read("", database=db, table="t", prefix=True)] == [
             "kept"
         ]
+        # An expired record is no record: version 0, and made again it starts at 1.
+        await store.write(Record(key="brief", value=b"z"), database=db, table="t", if_version=0)
+        [rec] = await store.read("brief", database=db, table="t")
+        assert (rec.value, rec.version) == (b"z", 1)
 
     async def test_rewrite_without_expiry_makes_it_permanent(self, store: Store) -> None:
         db = _db()
@@ -173,3 +177,83 @@ class StoreSuite:
             *(store.write(Record(key=k, value=k.encode()), database=db, table="t") for k in keys)
         )
         assert await store.list(database=db, table="t") == keys
+
+    async def test_versions_count_writes(self, store: Store) -> None:
+        db = _db()
+        await store.write(Record(key="k", value=b"1"), database=db, table="t")
+        assert [r.version for r in await store.read("k", database=db, table="t")] == [1]
+        await store.write(Record(key="k", value=b"2", version=99), database=db, table="t")
+        await _fill(store, db, ["j"])
+        recs = await store.read("", database=db, table="t", prefix=True)
+        assert [(r.key, r.version) for r in recs] == [("j", 1), ("k", 2)]
+        await store.delete("k", database=db, table="t")
+        await store.write(Record(key="k", value=b"3"), database=db, table="t")
+        assert [r.version for r in await store.read("k", database=db, table="t")] == [1]
+
+    async def test_compare_and_set(self, store: Store) -> None:
+        db = _db()
+        await store.write(Record(key="k", value=b"a"), database=db, table="t", if_version=0)
+        with pytest.raises(errors.Conflict, match="expected none, found version 1"):
+            await store.write(Record(key="k", value=b"x"), database=db, table="t", if_version=0)
+        await store.write(Record(key="k", value=b"b"), database=db, table="t", if_version=1)
+        with pytest.raises(errors.Conflict, match="expected version 1, found version 2"):
+            await store.write(Record(key="k", value=b"x"), database=db, table="t", if_version=1)
+        with pytest.raises(errors.Conflict, match="found no record"):
+            await store.write(Record(key="new", value=b"x"), database=db, table="t", if_version=4)
+        [rec] = await store.read("k", database=db, table="t")
+        assert (rec.value, rec.version) == (b"b", 2)
+        with pytest.raises(errors.NotFound):
+            await store.read("new", database=db, table="t")
+        with pytest.raises(errors.BadRequest):
+            await store.write(Record(key="k", value=b"x"), database=db, table="t", if_version=-1)
+
+    async def test_concurrent_compare_and_set_lets_one_win(self, store: Store) -> None:
+        db = _db()
+        await store.write(Record(key="n", value=b"0"), database=db, table="t")
+
+        async def bump(i: int) -> bool:
+            try:
+                record = Record(key="n", value=str(i).encode())
+                await store.write(record, database=db, table="t", if_version=1)
+            except errors.Conflict:
+                return False
+            return True
+
+        wins = await asyncio.gather(*(bump(i) for i in range(10)))
+        assert sum(wins) == 1
+        [rec] = await store.read("n", database=db, table="t")
+        assert (rec.value, rec.version) == (str(wins.index(True)).encode(), 2)
+
+    async def test_commit_is_all_or_none(self, store: Store) -> None:
+        db = _db()
+        await store.commit(
+            [Write(Record(key="a", value=b"1"), "t"), Write(Record(key="e", value=b"1"), "u")],
+            database=db,
+        )
+        assert (await store.read("e", database=db, table="u"))[0].value == b"1"
+        with pytest.raises(errors.Conflict):
+            await store.commit(
+                [
+                    Write(Record(key="a", value=b"2"), "t", if_version=1),
+                    Write(Record(key="f", value=b"2"), "u"),
+                    Write(Record(key="e", value=b"2"), "u", if_version=0),
+                ],
+                database=db,
+            )
+        assert (await store.read("a", database=db, table="t"))[0].value == b"1"
+        assert await store.list(database=db, table="u") == ["e"]
+        await store.commit(
+            [
+                Write(Record(key="a", value=b"3"), "t", if_version=1),
+                Write(Record(key="f", value=b"3"), "u", if_version=0),
+            ],
+            database=db,
+        )
+        [rec] = await store.read("a", database=db, table="t")
+        assert (rec.value, rec.version) == (b"3", 2)
+        assert await store.list(database=db, table="u") == ["e", "f"]
+        with pytest.raises(errors.BadRequest):
+            await store.commit([], database=db)
+        twice = Write(Record(key="a", value=b"4"), "t")
+        with pytest.raises(errors.BadRequest):
+            await store.commit([twice, twice], database=db)

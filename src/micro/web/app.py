@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from micro import errors
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 from micro.rpc.upstream import Upstream
 from micro.web import session as sessions
 from micro.web.guard import Guard, own_origin, secure_origin
@@ -40,7 +40,16 @@ from micro.web.session import Jar, Session
 
 __all__ = ["PAGES", "Context", "create_app", "page"]
 
-PAGES: Final = ("services", "runtime", "store", "config", "events", "traces", "accounts")
+PAGES: Final = (
+    "services",
+    "runtime",
+    "store",
+    "config",
+    "events",
+    "metrics",
+    "traces",
+    "accounts",
+)
 """The modules of :mod:`micro.web.pages`, in the order of the navigation bar."""
 
 _SAFE: Final = frozenset({"GET", "HEAD"})
@@ -69,7 +78,7 @@ class WebApp:
     its keys and its origin."""
 
     def __init__(
-        self, upstream: Upstream, routes: Routes, *, keys: WebKeys, origin: str | None = None
+        self, upstream: Upstream, routes: RouteTable, *, keys: WebKeys, origin: str | None = None
     ) -> None:
         self.upstream = upstream
         self.routes = routes
@@ -237,7 +246,11 @@ def _page_routes() -> list[BaseRoute]:
 
 
 def create_app(
-    upstream: Upstream, routes: Routes, *, keys: WebKeys | None = None, origin: str | None = None
+    upstream: Upstream,
+    routes: RouteTable,
+    *,
+    keys: WebKeys | None = None,
+    origin: str | None = None,
 ) -> Starlette:
     """The dashboard app. ``keys``: the dashboard's (default: new ones, so sessions end
     when the app does); ``origin``: ``MICRO_WEB_ORIGIN``."""

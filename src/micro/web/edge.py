@@ -4,7 +4,7 @@ origin (``MICRO_WEB_ORIGIN``)."""
 
 from __future__ import annotations
 
-from micro.registry.routes import Routes
+from micro.routing import RouteTable
 from micro.rpc.upstream import Upstream
 from micro.server.http import HttpListener
 from micro.settings import Settings
@@ -12,7 +12,7 @@ from micro.settings import Settings
 __all__ = ["create"]
 
 
-def create(settings: Settings, upstream: Upstream, routes: Routes) -> HttpListener | None:
+def create(settings: Settings, upstream: Upstream, routes: RouteTable) -> HttpListener | None:
     """The dashboard edge (``None`` when ``MICRO_WEB_ADDRESS=off``)."""
     if settings.web_address == "off":
         return None

@@ -241,6 +241,19 @@ class Connection(asyncio.Protocol):
             if self.draining:
                 self._close_if_drained()
 
+    def start_unary(self, header: frames.RequestHeader, body: bytes, end: StreamEnd) -> int:
+        """Send a unary call whose answer frames go to ``end`` (what a relay does instead of
+        awaiting :meth:`unary`); its stream id, for a CANCEL and :meth:`forget`."""
+        if self.closed:
+            raise self.close_reason or errors.ConnectionError("micro.wire", "connection closed")
+        stream_id = self._new_id()
+        frame = frames.encode_request(stream_id, header, body, frames.END_STREAM)
+        if len(frame) > self._max_write:
+            raise _too_large(frame, header, self.max_frame)
+        self.streams[stream_id] = end
+        self.send(frame)
+        return stream_id
+
     def open_stream(self, header: frames.RequestHeader, body: bytes | None) -> Stream:
         """Open a streaming call; ``body`` is the one request of a server-streaming call."""
         if self.closed:

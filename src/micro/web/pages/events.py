@@ -1,7 +1,7 @@
 """Events: the namespace's topics, the recent events of a topic, and a live tail.
 
-Everything goes through the ``events`` service as the logged-in account (``Stream.Topics``
-and ``Store.Read``, which replays without consuming: looking at a topic never takes an
+Everything goes through the ``events`` service as the logged-in account (``Stream.Topics``,
+``Stream.Groups`` for a topic's consumer groups and their lag, and ``Store.Read``, which replays without consuming: looking at a topic never takes an
 event away from a consumer group). The live tail polls ``Store.Read`` from the last
 sequence shown rather than consuming: a consumer without a group would work too, but
 polling needs no bidi stream to keep in step with the browser's connection, and resumes
@@ -122,9 +122,13 @@ async def topic(context: Context) -> Response:
         start = max(last - PAGE + 1, 1)
     shown = await read(context.caller, name, start, PAGE) if last else []
     first = shown[0].sequence if shown else start
+    groups = (await context.caller.call("events", "Stream.Groups", {"topic": name}) or {}).get(
+        "groups"
+    ) or []
     return context.render(
         "events_topic.html",
         topic=name,
+        groups=groups,
         events=[(e, payload_text(e.payload), when(e.timestamp)) for e in shown],
         last=last,
         latest=latest,
