@@ -108,6 +108,19 @@ async def test_gateway_orders_catalog_events_billing_is_one_trace(
         async with asyncio.timeout(10):
             await billed.wait()
         spans = await _trace(caller_trace, {"api", "orders", "catalog", "billing"})
+        # A native call through the proxy (the CLI's): the proxy's forward is a span.
+        called = await asyncio.to_thread(ns.micro, "call", "catalog", "Catalog.Get", '{"sku":"x"}')
+        assert called.returncode == 0, called.stderr
+        forwarded: list[Any] = []
+        for _ in range(100):
+            found = await micro.client.call("trace", "Trace.List", {"service": "proxy"})
+            forwarded = [t for t in found["traces"] if t["service"] == "proxy"]
+            if forwarded and "catalog" in forwarded[0]["services"]:
+                break
+            await asyncio.sleep(0.1)
+        assert forwarded, "no trace of the proxy's forward"
+        assert forwarded[0]["name"] == "catalog Catalog.Get"
+        assert "catalog" in forwarded[0]["services"]
 
     by_id = {s.span_id: s for s in spans}
     assert all(s.trace_id == caller_trace for s in spans)
