@@ -23,14 +23,21 @@ MAX_BODY = 16 * 1024 * 1024 - 64 * 1024 - 1
 16 MiB less what metadata may take), hence the most ``MICRO_API_MAX_BODY`` may be."""
 
 
-def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+def _number(environ: Mapping[str, str], key: str) -> float | None:
+    """The number ``key`` holds, ``None`` when unset; ValueError naming it when not a number."""
     raw = environ.get(key, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise ValueError(f"{key}={raw!r} is not a number") from None
+
+
+def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+    value = _number(environ, key)
+    if value is None:
+        return default
     if value <= 0:
         raise ValueError(f"{key} must be positive")
     return value
@@ -38,15 +45,11 @@ def _float(environ: Mapping[str, str], key: str, default: float) -> float:
 
 def _share(environ: Mapping[str, str], key: str, default: float) -> float:
     """A number from 0 to 1."""
-    raw = environ.get(key, "").strip()
-    if not raw:
+    value = _number(environ, key)
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{key}={raw!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{key}={raw!r}: use a number from 0 (off) to 1 (every trace)")
+        raise ValueError(f"{key}={value:g}: use a number from 0 (off) to 1 (every trace)")
     return value
 
 

@@ -31,17 +31,8 @@ async def published(
     span = start(f"publish {topic}", PRODUCER, namespace=namespace)
     if span is None:
         return await send(metadata)
-    metadata = {**metadata, TRACEPARENT: span.traceparent}
-    token = activate(span.context)
-    try:
-        result = await send(metadata)
-    except BaseException as exc:
-        span.fail(exc)
-        raise
-    finally:
-        deactivate(token)
-    span.end()
-    return result
+    sending = {**metadata, TRACEPARENT: span.traceparent}
+    return await _within(span, lambda: send(sending))
 
 
 async def consumed(
@@ -62,9 +53,14 @@ async def consumed(
     )
     if span is None:
         return await handle()
+    return await _within(span, handle)
+
+
+async def _within(span: Span, run: Callable[[], Awaitable[T]]) -> T:
+    """``run()`` with ``span`` current; the span ends with its outcome."""
     token = activate(span.context)
     try:
-        result = await handle()
+        result = await run()
     except BaseException as exc:
         span.fail(exc)
         raise
