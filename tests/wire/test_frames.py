@@ -20,6 +20,7 @@ KINDS = [
     frames.ERROR,
     frames.CANCEL,
     frames.WINDOW,
+    frames.GOAWAY,
 ]
 
 a_frame = st.builds(
