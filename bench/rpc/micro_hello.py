@@ -4,11 +4,12 @@
                  node is): the client calls it directly.
 ``serve-proxy``  a real ``micro server`` plus a real helloworld service process; prints
                  the proxy's address, so the client's calls go through the proxy hop.
+``serve-proxy-untraced``  ``serve-proxy`` with ``MICRO_TRACE_SAMPLE=0`` (no spans recorded).
 ``serve-traced`` ``serve`` with tracing on, sampled 100% (a service's default): the
                  server's tracing middleware, spans exported in batches by the recorder
                  (encoded as ``Trace.Record`` would send them; the socket write is left out).
 
-Both print ``READY <host:port>``. The client sends msgpack, the default of Python callers.
+All print ``READY <host:port>``. The client sends msgpack, the default of Python callers.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ async def _serve(host: str, port: int, auth: bool = False, traced: bool = False)
     await server.stop(grace=1)
 
 
-def _serve_proxy(host: str) -> None:
+def _serve_proxy(host: str, *, traced: bool = True) -> None:
     """Start ``micro server`` and helloworld as children; relay the proxy address.
 
     The server is the one every platform benchmark starts (:func:`bench._platform.start_platform`):
@@ -134,7 +135,8 @@ def _serve_proxy(host: str) -> None:
     home = tempfile.mkdtemp(prefix="micro-bench-")
     children: list[subprocess.Popen[str]] = []
     start_watchdog(before_exit=lambda: stop())
-    server, env, _ = start_platform(home)
+    # Off: the server and helloworld record no spans (the proxy hop alone, as before tracing).
+    server, env, _ = start_platform(home, extra_env={} if traced else {"MICRO_TRACE_SAMPLE": "0"})
     children.append(server)
     service: subprocess.Popen[str] | None = None
 
@@ -190,7 +192,10 @@ def _serve_proxy(host: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["serve", "serve-auth", "serve-traced", "serve-proxy"])
+    parser.add_argument(
+        "mode",
+        choices=["serve", "serve-auth", "serve-traced", "serve-proxy", "serve-proxy-untraced"],
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
@@ -208,7 +213,7 @@ def main() -> None:
             )
         )
     else:
-        _serve_proxy(args.host)
+        _serve_proxy(args.host, traced=args.mode == "serve-proxy")
 
 
 if __name__ == "__main__":

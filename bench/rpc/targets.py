@@ -128,6 +128,12 @@ TARGETS: dict[str, Target] = {
         connect=_micro,
         note="the same call through micro server's proxy to a helloworld process",
     ),
+    "micro-proxy-untraced": Target(
+        "micro-proxy-untraced",
+        server_argv=_script("micro_hello.py", "serve-proxy-untraced"),
+        connect=_micro,
+        note="micro-proxy with tracing off (MICRO_TRACE_SAMPLE=0): the proxy hop's own cost",
+    ),
     "raw-echo": Target(
         "raw-echo",
         server_argv=_script("raw_echo.py"),
