@@ -214,15 +214,20 @@ def _progress() -> Callable[[str], None]:
     return show
 
 
+async def _read_one(runtime: RPCRuntime, name: str, version: str) -> Service:
+    """The service being waited for; CliError when it is gone (killed meanwhile)."""
+    found = await runtime.read(name=name, version=version)
+    if not found:
+        raise CliError(f"Service {name} is gone: it was killed meanwhile", 1)
+    return found[0]
+
+
 async def _wait_running(runtime: RPCRuntime, name: str, version: str) -> Service:
     """Poll until the service runs or fails; show its progress meanwhile."""
     show = _progress()
     try:
         while True:
-            found = await runtime.read(name=name, version=version)
-            if not found:
-                raise CliError(f"Service {name} is gone: it was killed meanwhile", 1)
-            svc = found[0]
+            svc = await _read_one(runtime, name, version)
             if svc.status == "running":
                 return svc
             if svc.status in ("error", "stopped"):
@@ -241,10 +246,7 @@ async def _wait_rolled(runtime: RPCRuntime, name: str, version: str) -> Service:
     show = _progress()
     try:
         while True:
-            found = await runtime.read(name=name, version=version)
-            if not found:
-                raise CliError(f"Service {name} is gone: it was killed meanwhile", 1)
-            svc = found[0]
+            svc = await _read_one(runtime, name, version)
             updating = svc.metadata.get("updating", "")
             if not updating:
                 break
