@@ -244,7 +244,8 @@ class Settings:
     """``MICRO_TRACE_SAMPLE``: the share of traces recorded, from 0 (tracing off: trace
     context still passes through) to 1 (every trace); decided where a trace starts."""
     trace_max_traces: int = 1000
-    """``MICRO_TRACE_MAX_TRACES``: how many recent traces ``micro server`` keeps per namespace."""
+    """``MICRO_TRACE_MAX_TRACES``: about how many recent traces ``micro server`` keeps per
+    namespace (its oldest batches of spans go whole)."""
     trace_max_bytes: int = 64 * 1024 * 1024
     """``MICRO_TRACE_MAX_BYTES``: the bytes all the traces ``micro server`` keeps may take."""
     otlp_endpoint: str | None = None

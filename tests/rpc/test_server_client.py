@@ -15,6 +15,7 @@ from tests.rpc.greeter_service import SERVICE, Greeter, Probe, Req, Resp, Watche
 
 from micro import codec, errors
 from micro.rpc import Client, ClientStream, endpoints_of
+from micro.wire import frames
 from micro.wire.pool import Pool
 from micro.wire.stream import DEFAULT_WINDOW
 
@@ -185,6 +186,26 @@ async def test_client_timeout_raises_408_and_cancels_the_handler(
         await probe.cancelled.wait()
     assert probe.finished.is_set()
     assert not probe.release.is_set()
+
+
+async def test_the_server_itself_ends_a_call_at_its_deadline_with_408(
+    server: WatchedServer, probe: Probe
+) -> None:
+    # A caller that sends a deadline but keeps no timer of its own (no CANCEL comes): the
+    # server's own timer cancels the handler and answers 408.
+    pool = Pool()
+    try:
+        conn = await pool.get(str(server.address))
+        header = frames.RequestHeader(SERVICE, "Greeter.Block", codec.MSGPACK, 50.0, {})
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(errors.Timeout) as info:
+                await conn.unary(header, codec.codec_for(codec.MSGPACK).encode(Req("x")), None)
+            await probe.cancelled.wait()
+        assert info.value.code == 408
+        assert "exceeded its deadline" in info.value.detail
+        assert not probe.release.is_set()
+    finally:
+        await pool.close()
 
 
 async def test_cancelling_the_caller_cancels_the_handler(client: Client, probe: Probe) -> None:

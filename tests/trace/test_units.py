@@ -17,7 +17,7 @@ from micro.rpc.types import ClientCall
 from micro.trace import SERVER, Parent, Recorder, SpanData, current_ids, parse, span
 from micro.trace.context import activate, deactivate, format_parent
 from micro.trace.middleware import ClientTracing, ServerTracing
-from micro.trace.store import MAX_SPANS, TraceStore, span_size
+from micro.trace.store import MAX_SPANS, TraceStore, batch_size, span_size
 from micro.trace.view import layout
 
 T = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -230,3 +230,28 @@ async def test_a_traceparent_of_the_right_shape_but_not_hex_records_nothing_kept
     )
     await rec.flush()
     assert kept.search("n") == []
+
+
+def test_batches_let_go_leave_the_traces_read_before_them_whole() -> None:
+    # Spans are indexed at the first read after they came; a batch let go afterwards
+    # takes exactly its own spans out of the traces it was part of.
+    store = TraceStore(max_traces=3, max_bytes=10**9)
+    a, b, c = "a" * 32, "b" * 32, "c" * 32
+    first = [_span("n", a, "first"), _span("n", b, "first")]
+    store.add(first)
+    assert {t.id for t in store.search("n")} == {a, b}  # indexed now
+    store.add([_span("n", a, "second"), _span("n", c, "second")])  # 4 > 3: first goes
+    assert [s.name for s in store.get("n", a)] == ["second"]
+    assert store.get("n", b) == []
+    assert [t.id for t in store.search("n")] == [c, a]
+    assert store.size == batch_size(store.get("n", a) + store.get("n", c))
+
+
+def test_the_byte_bound_lets_the_oldest_batch_of_any_namespace_go() -> None:
+    one = span_size(_span("busy", T, size=1000))
+    store = TraceStore(max_bytes=one * 2)
+    store.add([_span("old", T, size=1000)])
+    store.add([_span("busy", f"{1:032x}", size=1000)])
+    store.add([_span("busy", f"{2:032x}", size=1000)])
+    assert store.search("old") == []
+    assert len(store.search("busy")) == 2

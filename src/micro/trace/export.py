@@ -31,7 +31,7 @@ def local_sink(store: TraceStore) -> Sink:
     server's spans name the namespace its door checked)."""
 
     async def sink(batch: list[SpanData]) -> None:
-        store.add(batch, trusted=True)
+        store.add(batch)
 
     return sink
 

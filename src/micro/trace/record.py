@@ -80,20 +80,24 @@ class SpanData(msgspec.Struct, array_like=True, gc=False):
         return self.status >= 400 or bool(self.error)
 
 
-_TRACE_ID: Final = re.compile(r"[0-9a-f]{32}")
-_SPAN_ID: Final = re.compile(r"[0-9a-f]{16}")
+_HEX: Final = re.compile(r"[0-9a-f]*").fullmatch
+_ZERO_TRACE: Final = "0" * 32
+_ZERO_SPAN: Final = "0" * 16
 
 
 def valid(span: SpanData) -> bool:
     """Whether the span's ids are well formed (lower-case hex, not all zeros; the parent
     empty or a span id). The hot path checks a caller's ``traceparent`` by its shape only;
-    this is the whole check, made where spans are kept or exported."""
+    this is the whole check, made where spans are kept or exported (the lengths first,
+    then one match of the three ids together: a third of three matches' cost)."""
+    trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_id
     return (
-        _TRACE_ID.fullmatch(span.trace_id) is not None
-        and _SPAN_ID.fullmatch(span.span_id) is not None
-        and (not span.parent_id or _SPAN_ID.fullmatch(span.parent_id) is not None)
-        and span.trace_id != "0" * 32
-        and span.span_id != "0" * 16
+        len(trace_id) == 32
+        and len(span_id) == 16
+        and (not parent_id or len(parent_id) == 16)
+        and _HEX(trace_id + span_id + parent_id) is not None
+        and trace_id != _ZERO_TRACE
+        and span_id != _ZERO_SPAN
     )
 
 

@@ -4,18 +4,28 @@ Traces are keyed by (namespace, trace id): spans recorded in one namespace never
 another's view of "the same" trace id, so a caller who sends another tenant's trace id as
 its ``traceparent`` only adds spans to a trace of its own namespace.
 
-Bounds (settings): at most ``max_traces`` traces per namespace (a noisy tenant evicts its
-own oldest traces first), ``max_bytes`` for all of them (then the oldest traces of any
-namespace go), and :data:`MAX_SPANS` spans per trace (more are counted, not kept). Sizes
-are estimated from the spans' text. Restarting the server forgets them: this is a window
-on recent traffic; the OTLP export (``MICRO_OTLP_ENDPOINT``) is for keeping more.
+Every span every service records comes here, and few are ever looked at, so spans are
+kept as the batches they arrive in (a batch costs about the same whatever its size) and
+put together into traces only when a namespace's traces are read: each span is indexed
+once, by the first read after it came, and spans nobody reads are never indexed. The
+checks of a caller's ids happen then too (spans with malformed ids are never shown).
+
+Bounds (settings): about ``max_traces`` traces per namespace (a noisy tenant lets go of
+its own oldest batches first; traces are counted per batch, so a trace whose spans came in
+two batches counts twice and the bound errs on the side of keeping fewer), ``max_bytes``
+for all of them (then the oldest batches of any namespace go), and :data:`MAX_SPANS`
+spans per trace (more are not shown). A batch's size is its spans' msgpack encoding plus
+a fixed cost per span. Restarting the server forgets them: this is a window on recent
+traffic; the OTLP export (``MICRO_OTLP_ENDPOINT``) is for keeping more.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections import deque
+from itertools import islice
 from typing import Final
+
+import msgspec
 
 from micro.trace.proto import Summary
 from micro.trace.record import CLIENT, SpanData, valid
@@ -24,22 +34,81 @@ __all__ = ["MAX_SPANS", "TraceStore", "span_size"]
 
 MAX_SPANS: Final = 1000
 _SPAN_COST: Final = 160
-"""What a span costs besides its text: the object and its slot in the trace."""
+"""What a span costs besides its encoding: the object and its slot in a trace."""
+
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def batch_size(spans: list[SpanData]) -> int:
+    """The bytes a batch of spans is charged."""
+    return _SPAN_COST * len(spans) + len(_encode(spans))
 
 
 def span_size(span: SpanData) -> int:
-    """The bytes a span is charged."""
-    size = _SPAN_COST + len(span.name) + len(span.service) + len(span.error)
-    for key, value in span.attributes.items():
-        size += len(key) + len(value) + 16
-    return size
+    """The bytes a span arriving alone is charged."""
+    return batch_size([span])
 
 
-@dataclass(slots=True)
-class _Trace:
-    spans: list[SpanData] = field(default_factory=list)
-    size: int = 0
-    dropped: int = 0
+class _Batch:
+    __slots__ = ("gone", "size", "spans", "traces")
+
+    def __init__(self, spans: list[SpanData], size: int, traces: int) -> None:
+        self.spans = spans
+        self.size = size
+        self.traces = traces
+        self.gone = False
+
+
+class _Namespace:
+    """One namespace's batches, oldest first, and the traces made of those read so far."""
+
+    __slots__ = ("batches", "fresh", "index", "name", "traces")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.batches: deque[_Batch] = deque()
+        self.traces = 0
+        """Traces in :attr:`batches`, counted per batch."""
+        self.fresh = 0
+        """How many of the newest batches are not in :attr:`index` yet."""
+        self.index: dict[str, list[SpanData]] = {}
+        """Trace id -> its spans in arrival order, first seen first."""
+
+    def catch_up(self) -> dict[str, list[SpanData]]:
+        """Index the batches that came since the last read; the index."""
+        if self.fresh:
+            index = self.index
+            name = self.name
+            for batch in islice(self.batches, len(self.batches) - self.fresh, None):
+                for span in batch.spans:
+                    if not valid(span):  # a caller's malformed ids: never shown
+                        continue
+                    span.namespace = name
+                    spans = index.get(span.trace_id)
+                    if spans is None:
+                        index[span.trace_id] = [span]
+                    elif len(spans) < MAX_SPANS:
+                        spans.append(span)
+            self.fresh = 0
+        return self.index
+
+    def pop_oldest(self) -> _Batch:
+        """Let the oldest batch go (and its spans out of the index, where they are first
+        of their traces: batches are indexed and let go in arrival order)."""
+        batch = self.batches.popleft()
+        batch.gone = True
+        self.traces -= batch.traces
+        if len(self.batches) < self.fresh:
+            self.fresh -= 1  # never indexed
+            return batch
+        index = self.index
+        for span in batch.spans:
+            spans = index.get(span.trace_id)
+            if spans and spans[0] is span:
+                del spans[0]
+                if not spans:
+                    del index[span.trace_id]
+        return batch
 
 
 class TraceStore:
@@ -51,60 +120,58 @@ class TraceStore:
         self.max_traces = max_traces
         self.max_bytes = max_bytes
         self.size = 0
-        self._traces: OrderedDict[tuple[str, str], _Trace] = OrderedDict()
-        self._per_namespace: dict[str, OrderedDict[str, None]] = {}
+        self._namespaces: dict[str, _Namespace] = {}
+        self._order: deque[tuple[_Namespace, _Batch]] = deque()
+        """Every namespace's batches, oldest first (those already let go are skipped)."""
 
     def __len__(self) -> int:
-        return len(self._traces)
+        """Traces kept (indexes every namespace: for tests and the odd look)."""
+        return sum(len(ns.catch_up()) for ns in self._namespaces.values())
 
-    def add(
-        self, spans: list[SpanData], namespace: str | None = None, *, trusted: bool = False
-    ) -> None:
+    def add(self, spans: list[SpanData], namespace: str | None = None) -> None:
         """Keep ``spans`` in ``namespace`` (each span's own namespace when ``None``: spans
-        the server records itself, in the namespace its door checked). Spans whose ids
-        are malformed are dropped, unless ``trusted`` (the server's own, whose ids it made
-        or parsed strictly)."""
-        for span in spans:
-            if not trusted and not valid(span):  # a caller's malformed ids: not kept
-                continue
-            ns = namespace or span.namespace
-            if namespace is not None:
-                span.namespace = namespace
-            key = (ns, span.trace_id)
-            trace = self._traces.get(key)
-            if trace is None:
-                trace = self._traces[key] = _Trace()
-                order = self._per_namespace.setdefault(ns, OrderedDict())
-                order[span.trace_id] = None
-                if len(order) > self.max_traces:
-                    self._evict((ns, next(iter(order))))
-            if len(trace.spans) >= MAX_SPANS:
-                trace.dropped += 1
-                continue
-            cost = span_size(span)
-            trace.spans.append(span)
-            trace.size += cost
-            self.size += cost
-        while self.size > self.max_bytes and self._traces:
-            self._evict(next(iter(self._traces)))
-
-    def _evict(self, key: tuple[str, str]) -> None:
-        trace = self._traces.pop(key, None)
-        if trace is None:
+        the server records itself, in the namespace its door checked)."""
+        if not spans:
             return
-        self.size -= trace.size
-        order = self._per_namespace.get(key[0])
-        if order is not None:
-            order.pop(key[1], None)
-            if not order:
-                del self._per_namespace[key[0]]
+        if namespace is None:
+            first = spans[0].namespace
+            if any(span.namespace != first for span in spans):
+                groups: dict[str, list[SpanData]] = {}
+                for span in spans:
+                    groups.setdefault(span.namespace, []).append(span)
+                for name, group in groups.items():
+                    self._keep(name, group)
+                return
+            namespace = first
+        self._keep(namespace, spans)
+
+    def _keep(self, name: str, spans: list[SpanData]) -> None:
+        ns = self._namespaces.get(name)
+        if ns is None:
+            ns = self._namespaces[name] = _Namespace(name)
+        batch = _Batch(spans, batch_size(spans), len({span.trace_id for span in spans}))
+        ns.batches.append(batch)
+        ns.fresh += 1
+        ns.traces += batch.traces
+        self._order.append((ns, batch))
+        self.size += batch.size
+        while ns.traces > self.max_traces and len(ns.batches) > 1:
+            self.size -= ns.pop_oldest().size
+        order = self._order
+        while self.size > self.max_bytes and order:
+            owner, oldest = order.popleft()
+            if not oldest.gone:
+                self.size -= owner.pop_oldest().size
+                if not owner.batches:
+                    del self._namespaces[owner.name]
+        while order and order[0][1].gone:
+            order.popleft()
 
     def get(self, namespace: str, trace_id: str) -> list[SpanData]:
         """The spans of one trace of ``namespace``, earliest first ([] when unknown)."""
-        trace = self._traces.get((namespace, trace_id))
-        if trace is None:
-            return []
-        return sorted(trace.spans, key=lambda s: s.start)
+        ns = self._namespaces.get(namespace)
+        spans = ns.catch_up().get(trace_id) if ns is not None else None
+        return sorted(spans, key=lambda s: s.start) if spans else []
 
     def search(
         self,
@@ -118,15 +185,12 @@ class TraceStore:
     ) -> list[Summary]:
         """Summaries of ``namespace``'s traces that match every filter given, newest first."""
         found: list[Summary] = []
-        order = self._per_namespace.get(namespace)
-        if order is None:
+        ns = self._namespaces.get(namespace)
+        if ns is None:
             return found
-        for trace_id in reversed(order):
-            trace = self._traces.get((namespace, trace_id))
-            if trace is None or not trace.spans:
-                continue
-            summary = summarize(trace_id, trace.spans)
-            if _matches(summary, trace.spans, service, endpoint, status, min_duration_ms):
+        for trace_id, spans in reversed(ns.catch_up().items()):
+            summary = summarize(trace_id, spans)
+            if _matches(summary, spans, service, endpoint, status, min_duration_ms):
                 found.append(summary)
                 if len(found) >= limit:
                     break
@@ -134,8 +198,8 @@ class TraceStore:
 
     async def close(self) -> None:
         """Forget everything (the block's backend interface)."""
-        self._traces.clear()
-        self._per_namespace.clear()
+        self._namespaces.clear()
+        self._order.clear()
         self.size = 0
 
 

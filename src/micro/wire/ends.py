@@ -70,10 +70,18 @@ class TaskEnd:
     """The serving end of a unary call (served or forwarded): a CANCEL frame or a lost
     connection cancels the task doing the work."""
 
-    __slots__ = ("task",)
+    __slots__ = ("expired", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
+        self.expired = False
+        """The call's deadline passed (:meth:`expire`): its task's cancel is a timeout."""
+
+    def expire(self) -> None:
+        """The call's deadline passed: cancel the work, marked as a timeout."""
+        self.expired = True
+        if self.task is not None:
+            self.task.cancel()
 
     def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
         if kind == frames.CANCEL and self.task is not None:
