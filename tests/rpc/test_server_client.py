@@ -208,6 +208,36 @@ async def test_the_server_itself_ends_a_call_at_its_deadline_with_408(
         await pool.close()
 
 
+async def test_a_call_cancelled_in_the_read_that_brought_it_is_counted_done(
+    server: WatchedServer, probe: Probe
+) -> None:
+    # REQUEST and CANCEL arrive in one read: the call's task is cancelled before its first
+    # step, so its body (and its finally) never runs; it must still leave the books.
+    msgpack = codec.codec_for(codec.MSGPACK)
+    block = frames.RequestHeader(SERVICE, "Greeter.Block", codec.MSGPACK, 0.0, {})
+    hello = frames.RequestHeader(SERVICE, "Greeter.Hello", codec.MSGPACK, 0.0, {})
+    assert server.address is not None
+    reader, writer = await asyncio.open_connection(server.address.host, server.address.port)
+    try:
+        writer.write(
+            frames.encode_request(1, block, msgpack.encode(Req("x")), frames.END_STREAM)
+            + frames.encode_frame(1, frames.CANCEL)
+            # frames of a connection are handled in order: this one's answer comes after
+            + frames.encode_request(3, hello, msgpack.encode(Req("y")), frames.END_STREAM)
+        )
+        decoder = frames.FrameDecoder()
+        answers: list[frames.Frame] = []
+        async with asyncio.timeout(BOUND):
+            while not answers:
+                answers += decoder.feed(await reader.read(65536))
+        assert [(f.stream, f.kind) for f in answers] == [(3, frames.RESPONSE)]
+        assert server._inflight == 0
+        assert not server.accepted[0].streams
+        assert not probe.started.is_set()  # the blocked handler never ran
+    finally:
+        writer.close()
+
+
 async def test_cancelling_the_caller_cancels_the_handler(client: Client, probe: Probe) -> None:
     task = asyncio.create_task(client.call(SERVICE, "Greeter.Block", Req("x")))
     async with asyncio.timeout(BOUND):

@@ -95,6 +95,26 @@ def _wrap(mw: ServerMiddleware, nxt: Handler) -> Handler:
     return wrapped
 
 
+class _Serving(TaskEnd):
+    """A unary call being served: its task cleans up in its own ``finally``, or here when
+    cancelled before it ran."""
+
+    __slots__ = ("conn", "server", "stream_id")
+
+    def __init__(self, server: Server, conn: Connection, stream_id: int) -> None:
+        # (TaskEnd's fields set here rather than by super().__init__(): one call less
+        # per call served)
+        self.task: asyncio.Task[None] | None = None
+        self.started = self.expired = False
+        self.server = server
+        self.conn = conn
+        self.stream_id = stream_id
+
+    def never_ran(self) -> None:
+        self.conn.forget(self.stream_id, self)
+        self.server._done()
+
+
 class Server:
     """Hosts services' endpoints and serves calls to them."""
 
@@ -239,13 +259,11 @@ class Server:
         self.stats["requests"] += 1
         loop = conn.loop
         if route.endpoint.kind == "unary":
-            running = TaskEnd()
+            running = _Serving(self, conn, stream_id)
             conn.streams[stream_id] = running
-            task = loop.create_task(
+            running.task = loop.create_task(
                 self._serve_unary(conn, stream_id, header, body, route, running)
             )
-            running.task = task
-            task.add_done_callback(functools.partial(self._finished, conn, stream_id, running))
         else:
             stream = Stream(conn, stream_id)
             conn.streams[stream_id] = stream
@@ -261,6 +279,7 @@ class Server:
     ) -> None:
         # A done callback rather than a ``finally``: a task cancelled before its first step
         # (a CANCEL read together with its REQUEST) never runs its body, yet must be counted.
+        # (Unary calls, the many, do it in their ``finally`` and :meth:`_Serving.never_ran`.)
         conn.forget(stream_id, end)
         if isinstance(end, Stream):
             self._streams.pop(end, None)
@@ -292,8 +311,9 @@ class Server:
         header: frames.RequestHeader,
         body: bytes,
         route: _Route,
-        running: TaskEnd,
+        running: _Serving,
     ) -> None:
+        running.started = True
         try:
             codec = codec_for(header.content_type)
             ep = route.endpoint
@@ -326,6 +346,9 @@ class Server:
             self._fail(conn, stream_id, header, exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
+        finally:
+            conn.forget(stream_id, running)
+            self._done()
 
     async def _serve_stream(
         self,

@@ -305,6 +305,7 @@ class Forwarder:
         body: bytes,
         first: str = "",
     ) -> None:
+        pending.started = True
         try:
             data = await self.traced_unary(header, body, first=first)
             conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))

@@ -68,25 +68,42 @@ class UnaryCall:
 
 class TaskEnd:
     """The serving end of a unary call (served or forwarded): a CANCEL frame or a lost
-    connection cancels the task doing the work."""
+    connection cancels the task doing the work.
 
-    __slots__ = ("expired", "task")
+    The work says when it has :attr:`started`; a task cancelled before that never runs
+    its body (a CANCEL read together with its REQUEST), so :meth:`never_ran` is told
+    instead: where the work cleans up in its own ``finally`` rather than in a done
+    callback (which costs a scheduled callback per call), it does the same there."""
+
+    __slots__ = ("expired", "started", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
+        self.started = False
         self.expired = False
         """The call's deadline passed (:meth:`expire`): its task's cancel is a timeout."""
 
     def expire(self) -> None:
         """The call's deadline passed: cancel the work, marked as a timeout."""
         self.expired = True
-        if self.task is not None:
-            self.task.cancel()
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Cancel the work (once it has not started: it never will, see :meth:`never_ran`)."""
+        task = self.task
+        if task is None:
+            return
+        task.cancel()
+        if not self.started:
+            self.task = None
+            self.never_ran()
+
+    def never_ran(self) -> None:
+        """The task was cancelled before its first step (nothing to do by default)."""
 
     def frame_received(self, kind: int, flags: int, payload: bytes) -> None:
-        if kind == frames.CANCEL and self.task is not None:
-            self.task.cancel()
+        if kind == frames.CANCEL:
+            self.cancel()
 
     def connection_lost(self, exc: errors.MicroError) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        self.cancel()
