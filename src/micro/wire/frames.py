@@ -222,6 +222,8 @@ class FrameDecoder:
         end = len(view)
         unpack = HEADER.unpack_from
         max_frame = self.max_frame
+        whole = view is data  # slices of bytes are bytes already; of the buffer, copied
+        new = tuple.__new__  # Frame(...) without the Python-level __new__ a NamedTuple has
         while end - pos >= HEADER_SIZE:
             length, stream, kind, flags = unpack(view, pos)
             if kind not in _KINDS:
@@ -232,7 +234,8 @@ class FrameDecoder:
             stop = start + length
             if stop > end:
                 break
-            frames.append(Frame(stream, kind, flags, bytes(view[start:stop])))
+            payload = view[start:stop] if whole else bytes(view[start:stop])
+            frames.append(new(Frame, (stream, kind, flags, payload)))
             pos = stop
         if buf:
             del buf[:pos]
