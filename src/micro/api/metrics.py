@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from micro.metrics.families import BUCKETS, Registry
+from micro.metrics.families import BUCKETS, Labels, Registry, Series
 from micro.metrics.families import OTHER as _OTHER
 from micro.metrics.families import UNKNOWN as _UNKNOWN
 
@@ -32,6 +32,7 @@ class Metrics:
         # Status codes are few (100-599): room for every code of every endpoint kept.
         self.registry = registry or Registry(max_series=max_series * 16)
         self._seen: set[tuple[str, str]] = set()
+        self._slots: dict[tuple[str, str, int], tuple[Labels, Series]] = {}
         self._max_series = max_series
         labels = ("service", "endpoint", "code")
         self._requests = self.registry.counter(
@@ -46,15 +47,25 @@ class Metrics:
         self.observe(*UNKNOWN, status, seconds)
 
     def observe(self, service: str, endpoint: str, status: int, seconds: float) -> None:
-        """Record one request to a registered endpoint."""
+        """Record one request to a registered endpoint. The series of each (service,
+        endpoint, status) are looked up once: a request costs two additions and a bucket."""
+        slot = self._slots.get((service, endpoint, status))
+        if slot is None:
+            slot = self._slot(service, endpoint, status)
+        self._requests.values[slot[0]] += 1
+        slot[1].observe(seconds)
+
+    def _slot(self, service: str, endpoint: str, status: int) -> tuple[Labels, Series]:
         pair = (service, endpoint)
         if pair not in self._seen:
             if len(self._seen) >= self._max_series and pair != UNKNOWN:
                 pair = OTHER
             self._seen.add(pair)
         code = str(status)
-        self._requests.inc(*pair, code)
-        self._latency.observe(*pair, code, seconds=seconds)
+        slot = (self._requests.key(*pair, code), self._latency.series_of(*pair, code))
+        if len(self._slots) < self._max_series * 16:  # past it, looked up every time
+            self._slots[(service, endpoint, status)] = slot
+        return slot
 
     def render(self) -> bytes:
         """The Prometheus text exposition format."""

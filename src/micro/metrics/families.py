@@ -24,6 +24,7 @@ __all__ = [
     "Gauge",
     "Histogram",
     "Registry",
+    "Series",
     "quantile",
 ]
 
@@ -118,7 +119,10 @@ class Gauge(Counter):
         self.values[key] = value
 
 
-class _Series:
+class Series:
+    """One histogram series: its bucket counts, their count and sum (hot paths hold on to
+    one and :meth:`observe` into it)."""
+
     __slots__ = ("buckets", "count", "total")
 
     def __init__(self) -> None:
@@ -139,17 +143,17 @@ class Histogram(Family):
 
     def __init__(self, name: str, help: str, labels: Sequence[str], max_series: int) -> None:
         super().__init__(name, help, labels, max_series)
-        self.series: dict[Labels, _Series] = {}
+        self.series: dict[Labels, Series] = {}
 
     def observe(self, *labels: str, seconds: float) -> None:
         self.series_of(*labels).observe(seconds)
 
-    def series_of(self, *labels: str) -> _Series:
+    def series_of(self, *labels: str) -> Series:
         """The series of ``labels`` (:data:`OTHER`'s past the limit), to observe into."""
         key = self._key(labels, self.series)
         series = self.series.get(key)
         if series is None:
-            series = self.series[key] = _Series()
+            series = self.series[key] = Series()
         return series
 
     def quantile(self, q: float, *labels: str) -> float | None:

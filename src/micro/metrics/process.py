@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from micro import errors
-from micro.metrics.families import Registry, quantile
+from micro.metrics.families import Registry, Series, quantile
 from micro.rpc.context import Call
 from micro.rpc.types import Handler
 
@@ -44,7 +44,7 @@ class _Slot:
 
     __slots__ = ("in_flight", "latency", "ok")
 
-    def __init__(self, ok: tuple[str, ...], latency: Any, in_flight: tuple[str, ...]) -> None:
+    def __init__(self, ok: tuple[str, ...], latency: Series, in_flight: tuple[str, ...]) -> None:
         self.ok = ok
         self.latency = latency
         self.in_flight = in_flight

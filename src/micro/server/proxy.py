@@ -226,11 +226,15 @@ class Forwarder:
                 _LOOP_DETECTED,
             )
         metadata["micro-hops"] = str(hops + 1)
-        if self._door is not None:
-            account = await self._door.admit(metadata, header.service, header.endpoint)
+        door = self._door
+        if door is not None:
+            # The cached answers need no coroutine; only a miss awaits.
+            account = door.admit_cached(metadata, header.service, header.endpoint)
+            if account is False:
+                account = await door.admit(metadata, header.service, header.endpoint)
             credential = metadata.pop("authorization", "")
             if account is not None and self._bound is not None:
-                verified = await self._door.verified(credential)
+                verified = door.verified_cached(credential) or await door.verified(credential)
                 namespace = metadata.get("micro-namespace") or "micro"
                 token = self._bound.token(credential, verified, namespace, header.service)
                 metadata["authorization"] = f"Bearer {token}"

@@ -19,8 +19,8 @@ from micro.trace.context import (
     new_trace_id,
     parse,
 )
-from micro.trace.middleware import status_of
-from micro.trace.record import CLIENT, SERVER
+from micro.trace.middleware import NO_ATTRIBUTES, status_of
+from micro.trace.record import CLIENT, SERVER, recorder
 from micro.trace.span import Span, start
 from micro.wire.frames import RequestHeader
 
@@ -30,24 +30,36 @@ __all__ = ["forward_failed", "forward_span", "request_span"]
 def forward_span(header: RequestHeader) -> Span | None:
     """The proxy's span of a call it forwards; the call carries it on."""
     md = header.metadata
-    parent = parse(md.get(TRACEPARENT))
-    span = start(
+    return _door_span(
         f"{header.service} {header.endpoint}",
         CLIENT,
-        parent=parent,
-        service="proxy",
-        namespace=md.get("micro-namespace") or "micro",
+        "proxy",
+        md,
+        md.get("micro-namespace") or "micro",
     )
-    _carry(md, span, parent)
-    return span
 
 
 def request_span(name: str, metadata: dict[str, str], namespace: str) -> Span | None:
     """The gateway's span of an HTTP request; its call carries it on."""
-    parent = parse(metadata.get(TRACEPARENT))
-    span = start(name[:200], SERVER, parent=parent, service="api", namespace=namespace)
-    _carry(metadata, span, parent)
-    return span
+    return _door_span(name[:200], SERVER, "api", metadata, namespace)
+
+
+def _door_span(
+    name: str, kind: int, service: str, metadata: dict[str, str], namespace: str
+) -> Span | None:
+    raw = metadata.get(TRACEPARENT)
+    if raw is None:  # where most traces start: start() and _carry() inlined, for the hot path
+        rec = recorder
+        if rec.enabled and rec.sinks and rec.sample():
+            span = Span(rec, name, kind, service, namespace, new_trace_id(), "", NO_ATTRIBUTES)
+            metadata[TRACEPARENT] = f"00-{span.trace_id}-{span.span_id}-01"
+            return span
+        metadata[TRACEPARENT] = format_parent(new_trace_id(), new_span_id(), False)
+        return None
+    parent = parse(raw)
+    made = start(name, kind, parent=parent, service=service, namespace=namespace)
+    _carry(metadata, made, parent)
+    return made
 
 
 def _carry(metadata: dict[str, str], span: Span | None, parent: Parent | None) -> None:
