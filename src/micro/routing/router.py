@@ -94,6 +94,14 @@ class Router:
     def pick(self, route: Route, key: Key, policy: Policy, exclude: Iterable[str] = ()) -> str:
         """The next node for a call; CircuitOpen when the service's breaker, or every
         node's, is open; ServiceUnavailable when no node is left to try."""
+        if not self._nodes and not self._services and not exclude:
+            # No breaker anywhere (a breaker goes at its node's first success): round robin,
+            # as below, without looking at breakers that are not there.
+            nodes = route.nodes if self._is_self is None else self._callable(route)
+            if nodes:
+                start = self._next.get(key, 0)
+                self._next[key] = start + 1
+                return nodes[start % len(nodes)]
         now = time.monotonic()
         service = self._services.get(key)
         if service is not None and not service.allows(now):
