@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+import msgspec
+
 from micro.trace.context import (
     Parent,
     activate,
@@ -32,43 +34,20 @@ __all__ = ["Span", "span", "start"]
 _FOLLOW: Final = object()
 
 
-class Span:
-    """A span in progress; :meth:`end` records it."""
+class Span(msgspec.Struct, gc=False):
+    """A span in progress; :meth:`end` records it. (A Struct: made in C, where a class's
+    ``__init__`` cost a third of a span on the proxy's hot path.)"""
 
-    __slots__ = (
-        "attributes",
-        "kind",
-        "name",
-        "namespace",
-        "parent_id",
-        "recorder",
-        "service",
-        "span_id",
-        "start",
-        "trace_id",
-    )
-
-    def __init__(
-        self,
-        rec: Recorder,
-        name: str,
-        kind: int,
-        service: str,
-        namespace: str,
-        trace_id: str,
-        parent_id: str,
-        attributes: dict[str, str],
-    ) -> None:
-        self.recorder = rec
-        self.name = name
-        self.kind = kind
-        self.service = service
-        self.namespace = namespace
-        self.trace_id = trace_id
-        self.parent_id = parent_id
-        self.span_id = new_span_id()
-        self.attributes = attributes
-        self.start = time.time_ns()
+    recorder: Recorder
+    name: str
+    kind: int
+    service: str
+    namespace: str
+    trace_id: str
+    parent_id: str
+    attributes: dict[str, str]
+    span_id: str = msgspec.field(default_factory=new_span_id)
+    start: int = msgspec.field(default_factory=time.time_ns)
 
     @property
     def context(self) -> Parent:
