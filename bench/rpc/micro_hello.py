@@ -85,13 +85,13 @@ async def _serve(host: str, port: int, auth: bool = False, traced: bool = False)
 
     from micro.rpc import Server, endpoints_of
 
-    middleware: list[Any] = []
+    observers: list[Any] = []
     if traced:
         from micro.trace import ServerTracing
 
         start_tracing("helloworld")
-        middleware.append(ServerTracing("helloworld"))
-    server = Server(middleware=middleware)
+        observers.append(ServerTracing("helloworld"))
+    server = Server(observers=observers)
     server.add("helloworld", endpoints_of(Helloworld()))
     if auth:
         # A door as every service has one: tokens bound to this service, verified with

@@ -40,7 +40,7 @@ async def run(traced: bool, calls: int, concurrency: int) -> float:
 
     if traced:
         start_tracing("helloworld")
-    server = Server(middleware=[ServerTracing("helloworld")] if traced else [])
+    server = Server(observers=[ServerTracing("helloworld")] if traced else [])
     server.add("helloworld", endpoints_of(Helloworld()))
     address = await server.start("127.0.0.1:0")
     client = Client(proxy=str(address), middleware=[ClientTracing("bench")] if traced else [])

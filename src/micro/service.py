@@ -96,11 +96,11 @@ class Service:
         self._listen = address or self.settings.service_address
         from micro.trace.middleware import ServerTracing
 
-        # Metrics first: they count what every other middleware answers, refusals included;
-        # then tracing: a span covers the handler and the middleware after it.
+        # Metrics and tracing observe every call (the middleware's answers, refusals
+        # included): a span covers the handler and the middleware.
         self.metrics = default_metrics()
         self._server = Server(
-            middleware=[self.metrics.middleware, ServerTracing(self.name), *middleware]
+            middleware=middleware, observers=[self.metrics, ServerTracing(self.name)]
         )
         self._client = client
         self._client_middleware = client_middleware

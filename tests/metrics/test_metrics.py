@@ -1,4 +1,4 @@
-"""The metrics of a process: the one server middleware counts, times and tracks calls per
+"""The metrics of a process: the one server observer counts, times and tracks calls per
 endpoint; labels stay bounded; quantiles follow Prometheus's estimate; consumer lag is
 fresh at each scrape; ``Debug.Metrics`` answers it over a real socket."""
 
@@ -9,12 +9,14 @@ import contextlib
 
 import pytest
 
-from micro import errors
+from micro import codec, errors
 from micro.debug import Debug
 from micro.events.consumer import consumer, run_consumers
 from micro.events.memory import MemoryStream
 from micro.metrics import OTHER, ProcessMetrics, Registry
 from micro.rpc import Client, Server, endpoints_of
+from micro.wire import frames
+from micro.wire.pool import Pool
 
 
 class Shop:
@@ -30,10 +32,10 @@ class Shop:
         await self.gate.wait()
 
 
-async def test_one_middleware_counts_times_and_tracks_calls_in_flight() -> None:
+async def test_one_observer_counts_times_and_tracks_calls_in_flight() -> None:
     metrics = ProcessMetrics(Registry())
     gate = asyncio.Event()
-    server = Server(middleware=[metrics.middleware])
+    server = Server(observers=[metrics])
     server.add("shop", endpoints_of(Shop(gate)))
     server.add_internal(endpoints_of(Debug(server.stats, metrics)))
     client = Client(proxy=str(await server.start("127.0.0.1:0")))
@@ -60,6 +62,27 @@ async def test_one_middleware_counts_times_and_tracks_calls_in_flight() -> None:
     [buy] = [e for e in answer["endpoints"] if e["endpoint"] == "Shop.Buy"]
     assert (buy["requests"], buy["errors"]) == (3, 1)
     assert 0 < buy["p50"] <= buy["p99"]
+    assert metrics.in_flight.values[("shop",)] == 0
+
+
+async def test_a_call_past_its_deadline_counts_as_408() -> None:
+    # The server's own deadline ends the call (the caller keeps no timer): the observer is
+    # told of a timeout, not of a cancelled call.
+    metrics = ProcessMetrics(Registry())
+    server = Server(observers=[metrics])
+    server.add("shop", endpoints_of(Shop(asyncio.Event())))
+    pool = Pool()
+    try:
+        conn = await pool.get(str(await server.start("127.0.0.1:0")))
+        header = frames.RequestHeader("shop", "Shop.Wait", codec.MSGPACK, 50.0, {})
+        with pytest.raises(errors.Timeout):
+            await asyncio.wait_for(
+                conn.unary(header, codec.codec_for(codec.MSGPACK).encode({}), None), 10
+            )
+    finally:
+        await pool.close()
+        await server.stop(grace=1)
+    assert metrics.requests.values[("shop", "Shop.Wait", "408")] == 1
     assert metrics.in_flight.values[("shop",)] == 0
 
 

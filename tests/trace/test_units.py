@@ -13,7 +13,7 @@ import pytest
 import micro.log
 from micro.rpc import context as rpc_context
 from micro.rpc.context import Call
-from micro.rpc.types import ClientCall
+from micro.rpc.types import ClientCall, Handler
 from micro.trace import SERVER, Parent, Recorder, SpanData, current_ids, parse, span
 from micro.trace.context import activate, deactivate, format_parent
 from micro.trace.middleware import ClientTracing, ServerTracing
@@ -124,7 +124,19 @@ def _recorder(sample: float = 1.0) -> Recorder:
     return rec
 
 
-async def test_server_and_client_middleware_parent_each_other() -> None:
+async def _serve(observer: ServerTracing, call: Call, handler: Handler) -> Any:
+    """Serve ``call`` with ``handler`` as the server does with an observer."""
+    begun = observer.begin(call)
+    try:
+        result = await handler(call)
+    except BaseException as exc:
+        observer.end(call, begun, exc)
+        raise
+    observer.end(call, begun, None)
+    return result
+
+
+async def test_server_and_client_tracing_parent_each_other() -> None:
     rec = _recorder()
     server = ServerTracing("orders", rec)
     client = ClientTracing("orders", rec)
@@ -142,7 +154,7 @@ async def test_server_and_client_middleware_parent_each_other() -> None:
 
     call = Call("orders", "Orders.Place", {"traceparent": f"00-{T}-{S}-01"}, "")
     rpc_context._set(call)  # (what the server does for each call it serves)
-    ids = await server(call, handler)
+    ids = await _serve(server, call, handler)
     served, made = rec.spans[1], rec.spans[0]
     assert ids == (T, served.span_id)
     assert served.parent_id == S
@@ -160,7 +172,7 @@ async def test_an_unsampled_trace_passes_through_unrecorded() -> None:
 
     call = Call("orders", "X.Y", {"traceparent": unsampled}, "")
     rpc_context._set(call)
-    ids = await server(call, handler)
+    ids = await _serve(server, call, handler)
     assert rec.spans == []
     # Logs still carry the caller's ids; the handler's calls carry its traceparent on as is.
     assert ids == (T, S)
@@ -173,8 +185,8 @@ async def test_sample_zero_records_nothing() -> None:
     async def handler(call: Call) -> Any:
         return None
 
-    await server(Call("orders", "X.Y", {}, ""), handler)
-    await server(Call("orders", "X.Y", {"traceparent": f"00-{T}-{S}-01"}, ""), handler)
+    await _serve(server, Call("orders", "X.Y", {}, ""), handler)
+    await _serve(server, Call("orders", "X.Y", {"traceparent": f"00-{T}-{S}-01"}, ""), handler)
     assert rec.spans == []
 
 
@@ -225,8 +237,8 @@ async def test_a_traceparent_of_the_right_shape_but_not_hex_records_nothing_kept
         return None
 
     forged = f"00-{'g' * 32}-{S}-01"
-    await server(
-        Call("orders", "X.Y", {"traceparent": forged, "micro-namespace": "n"}, ""), handler
+    await _serve(
+        server, Call("orders", "X.Y", {"traceparent": forged, "micro-namespace": "n"}, ""), handler
     )
     await rec.flush()
     assert kept.search("n") == []

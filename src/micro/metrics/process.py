@@ -1,12 +1,12 @@
 """The metrics of one process: calls served per endpoint, calls in flight, events
 published and consumed, and the lag of the groups it consumes in.
 
-One :class:`ProcessMetrics` per process (:func:`default`), filled by one server
-middleware (:meth:`ProcessMetrics.middleware`, which every :class:`micro.Service` and
-``micro server`` put first) and by the events helpers; read through ``Debug.Metrics``
-(see :mod:`micro.debug`). Labels come from the code, never from callers: a server
-middleware only runs for endpoints the process hosts (an unknown endpoint is refused
-before it), topics and groups are the ones the service's code names.
+One :class:`ProcessMetrics` per process (:func:`default`), filled as a server observer
+(:class:`micro.rpc.Observer`: every :class:`micro.Service` and ``micro server`` install
+it) and by the events helpers; read through ``Debug.Metrics`` (see :mod:`micro.debug`).
+Labels come from the code, never from callers: a server's observers are only told of
+calls to endpoints the process hosts (an unknown endpoint is refused before), topics and
+groups are the ones the service's code names.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import msgspec
 from micro import errors
 from micro.metrics.families import Registry, Series, quantile
 from micro.rpc.context import Call
-from micro.rpc.types import Handler
 
 __all__ = ["EndpointStats", "ProcessMetrics", "default"]
 
@@ -81,32 +80,28 @@ class ProcessMetrics:
             ("topic", "group"),
         )  # fmt: skip
 
-    async def middleware(self, call: Call, nxt: Handler) -> Any:
-        """The server middleware: counts, times and tracks every call in flight. Each
-        endpoint's series are looked up once (:class:`_Slot`), so a call costs a few
-        additions."""
+    def begin(self, call: Call) -> tuple[_Slot, float]:
+        """A server observer's start (see :class:`micro.rpc.Observer`): counts the call in
+        flight. Each endpoint's series are looked up once (:class:`_Slot`), so a call
+        costs a few additions."""
         slot = self._slots.get((call.service, call.endpoint))
         if slot is None:
             slot = self._slot(call.service, call.endpoint)
-        flight = self.in_flight.values
-        flight[slot.in_flight] += 1
-        started = time.perf_counter()
-        code = ""
-        try:
-            return await nxt(call)
-        except errors.MicroError as exc:
-            code = str(exc.code)
-            raise
-        except BaseException:
-            code = "500"
-            raise
-        finally:
-            slot.latency.observe(time.perf_counter() - started)
-            if code:
-                self.requests.inc(call.service, call.endpoint, code)
-            else:
-                self.requests.values[slot.ok] += 1
-            flight[slot.in_flight] -= 1
+        self.in_flight.values[slot.in_flight] += 1
+        return slot, time.perf_counter()
+
+    def end(self, call: Call, begun: tuple[_Slot, float], error: BaseException | None) -> None:
+        """Counts the call by its code and times it."""
+        slot, began = begun
+        slot.latency.observe(time.perf_counter() - began)
+        if error is None:
+            self.requests.values[slot.ok] += 1
+        else:
+            code = str(error.code) if isinstance(error, errors.MicroError) else "500"
+            if isinstance(error, TimeoutError):
+                code = "408"
+            self.requests.inc(call.service, call.endpoint, code)
+        self.in_flight.values[slot.in_flight] -= 1
 
     def _slot(self, service: str, endpoint: str) -> _Slot:
         slot = _Slot(

@@ -4,7 +4,7 @@ from micro.rpc.client import Client, ClientStream
 from micro.rpc.context import Call
 from micro.rpc.endpoint import Endpoint, endpoints_of, idempotent
 from micro.rpc.server import Server
-from micro.rpc.types import ClientCall, ClientMiddleware, Handler, ServerMiddleware
+from micro.rpc.types import ClientCall, ClientMiddleware, Handler, Observer, ServerMiddleware
 
 __all__ = [
     "Call",
@@ -14,6 +14,7 @@ __all__ = [
     "ClientStream",
     "Endpoint",
     "Handler",
+    "Observer",
     "Server",
     "ServerMiddleware",
     "endpoints_of",

@@ -31,7 +31,7 @@ from micro.codec import Codec, codec_for
 from micro.rpc import context
 from micro.rpc.context import Call
 from micro.rpc.endpoint import Endpoint
-from micro.rpc.types import Handler, ServerMiddleware
+from micro.rpc.types import Handler, Observer, ServerMiddleware
 from micro.wire import frames
 from micro.wire.connection import Connection, TaskEnd
 from micro.wire.pipe import IN_PROCESS
@@ -53,12 +53,26 @@ Fallback = Callable[[Connection, int, int, frames.RequestHeader, bytes], None]
 
 
 class _Route:
-    __slots__ = ("endpoint", "invoke", "service")
+    __slots__ = ("endpoint", "invoke", "observers", "service")
 
-    def __init__(self, service: str, endpoint: Endpoint, invoke: Handler) -> None:
+    def __init__(
+        self,
+        service: str,
+        endpoint: Endpoint,
+        invoke: Handler,
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
         self.service = service
         self.endpoint = endpoint
         self.invoke = invoke
+        self.observers = observers
+
+
+def _ended(
+    observers: tuple[Observer, ...], states: list[Any], call: Call, error: BaseException | None
+) -> None:
+    for observer, state in zip(observers, states, strict=True):
+        observer.end(call, state, error)
 
 
 def _final_handler(ep: Endpoint) -> Handler:
@@ -122,11 +136,14 @@ class Server:
         self,
         *,
         middleware: Sequence[ServerMiddleware] = (),
+        observers: Sequence[Observer] = (),
         max_frame: int = frames.DEFAULT_MAX_FRAME,
         ssl: ssl_module.SSLContext | None = None,
         front_door: bool = False,
     ) -> None:
         self.middleware: list[ServerMiddleware] = list(middleware)
+        self.observers: list[Observer] = list(observers)
+        """Told of every call to the services added after them (not of ``Debug.*``)."""
         self.front_door = front_door
         self.fallback: Fallback | None = None
         self.door: Door | None = None
@@ -147,7 +164,8 @@ class Server:
     # -- hosting --------------------------------------------------------------------------
 
     def add(self, service: str, endpoints: Iterable[Endpoint]) -> None:
-        """Host ``endpoints`` under ``service``; middleware added later does not apply to them."""
+        """Host ``endpoints`` under ``service``; middleware and observers added later do not
+        apply to them."""
         routes = self._services.setdefault(service, {})
         for ep in endpoints:
             if ep.name in routes:
@@ -155,7 +173,7 @@ class Server:
             handler = _final_handler(ep)
             for mw in reversed(self.middleware):
                 handler = _wrap(mw, handler)
-            routes[ep.name] = _Route(service, ep, handler)
+            routes[ep.name] = _Route(service, ep, handler, tuple(self.observers))
 
     def add_internal(self, endpoints: Iterable[Endpoint]) -> None:
         """Serve ``endpoints`` under every hosted service name (``Debug.*``), unadvertised."""
@@ -314,6 +332,8 @@ class Server:
         running: _Serving,
     ) -> None:
         running.started = True
+        observers = route.observers
+        states: list[Any] | None = None
         try:
             codec = codec_for(header.content_type)
             ep = route.endpoint
@@ -329,6 +349,8 @@ class Server:
                 self.door.present(header.metadata, account)
                 call.account = account
                 call.checked = True
+            if observers:
+                states = [observer.begin(call) for observer in observers]
             if call.deadline is not None:
                 # One timer that cancels the task (asyncio.timeout_at, which does the same,
                 # costs several times more per call in its own bookkeeping).
@@ -339,13 +361,19 @@ class Server:
                     timer.cancel()
             else:
                 response = await route.invoke(call)
-            conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, codec.encode(response)))
+            data = codec.encode(response)
         except BaseException as exc:
             if running.expired and isinstance(exc, asyncio.CancelledError):
                 exc = TimeoutError()  # the deadline's own cancel: answered 408, not re-raised
+            if states is not None:
+                _ended(observers, states, call, exc)
             self._fail(conn, stream_id, header, exc)
             if not isinstance(exc, Exception | asyncio.CancelledError):
                 raise
+        else:
+            if states is not None:
+                _ended(observers, states, call, None)
+            conn.send(frames.encode_frame(stream_id, frames.RESPONSE, 0, data))
         finally:
             conn.forget(stream_id, running)
             self._done()
@@ -395,7 +423,14 @@ class Server:
     async def _answer_stream(
         self, stream: Stream, codec: Codec, ep: Endpoint, route: _Route, call: Call
     ) -> None:
-        result = await route.invoke(call)
+        observers = route.observers
+        states = [observer.begin(call) for observer in observers]
+        try:
+            result = await route.invoke(call)
+        except BaseException as exc:
+            _ended(observers, states, call, exc)
+            raise
+        _ended(observers, states, call, None)
         if ep.kind == "client":
             stream.conn.send(
                 frames.encode_frame(stream.id, frames.RESPONSE, 0, codec.encode(result))

@@ -68,9 +68,7 @@ class MicroServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rpc = Server(
-            ssl=server_ssl(settings), front_door=True, middleware=[default_metrics().middleware]
-        )
+        self.rpc = Server(ssl=server_ssl(settings), front_door=True, observers=[default_metrics()])
         self.backends: dict[str, Any] = {}
         self.forwarder: Forwarder | None = None
         self.gate: Gate | None = None

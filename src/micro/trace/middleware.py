@@ -1,4 +1,4 @@
-"""The tracing middleware: one for servers, one for clients, installed by default.
+"""Tracing of calls: an observer for servers, a middleware for clients, installed by default.
 
 - :class:`ServerTracing` makes a ``SERVER`` span of each call a service serves, a child of
   the caller's ``traceparent``, and makes it the current span while the handler runs, so
@@ -21,7 +21,7 @@ from typing import Any, Final
 from micro import errors
 from micro.rpc.context import Call
 from micro.rpc.context import _current as _serving
-from micro.rpc.types import ClientCall, Handler, Next
+from micro.rpc.types import ClientCall, Next
 from micro.trace.context import (
     _ODD,
     SERVING,
@@ -54,7 +54,7 @@ def status_of(exc: BaseException) -> tuple[int, str]:
 
 
 class ServerTracing:
-    """Server middleware: a ``SERVER`` span per call served by ``service``."""
+    """Server observer: a ``SERVER`` span per call served by ``service``."""
 
     __slots__ = ("recorder", "service")
 
@@ -62,55 +62,58 @@ class ServerTracing:
         self.service = service
         self.recorder = rec or recorder
 
-    async def __call__(self, call: Call, nxt: Handler) -> Any:
+    def begin(self, call: Call) -> tuple[str, str, str, int] | None:
+        """The span's (trace id, span id, parent id, start); ``None`` when not recorded."""
         rec = self.recorder
         if not rec.enabled:
-            return await nxt(call)
-        md = call.metadata
-        raw = md.get(TRACEPARENT)
+            return None
+        raw = call.metadata.get(TRACEPARENT)
         # parse(), inlined and checking the shape only: the digits of the ids are checked
-        # in batches where spans are kept (record.valid), off the call's path.
+        # where spans are read (record.valid), off the call's path.
         if raw is not None and len(raw) == 55 and raw[35] == "-" and raw[52] == "-":
             if raw[54] not in _ODD or raw[:3] != "00-":
-                return await nxt(call)  # unsampled (or a version we do not speak)
+                return None  # unsampled (or a version we do not speak)
             trace_id, parent_id = raw[3:35], raw[36:52]
         else:
             if not rec.sample():
-                return await nxt(call)
+                return None
             trace_id, parent_id = new_trace_id(), ""
         span_id = (_bits(64) or 1).to_bytes(8, "little").hex()  # new_span_id(), inlined
         # The span is current for the handler: left on the call, which the handler's
         # client calls, logs and spans find (a context variable costs ten times more).
         call.values[SERVING] = (trace_id, span_id, True)
-        status = 0
-        error = ""
-        start = time_ns()
-        try:
-            return await nxt(call)
-        except BaseException as exc:
-            status, error = status_of(exc)
-            raise
-        finally:
-            if rec.sinks:
-                spans = rec.spans
-                spans.append(
-                    SpanData(
-                        trace_id,
-                        span_id,
-                        parent_id,
-                        call.endpoint,
-                        SERVER,
-                        start,
-                        time_ns(),
-                        self.service,
-                        md.get("micro-namespace") or "micro",
-                        status,
-                        error,
-                        NO_ATTRIBUTES,
-                    )
-                )
-                if len(spans) >= BATCH:
-                    rec.full()
+        return trace_id, span_id, parent_id, time_ns()
+
+    def end(
+        self,
+        call: Call,
+        begun: tuple[str, str, str, int] | None,
+        error: BaseException | None,
+    ) -> None:
+        """Record the span (when :meth:`begin` began one and spans are kept)."""
+        rec = self.recorder
+        if begun is None or not rec.sinks:
+            return
+        status, detail = (0, "") if error is None else status_of(error)
+        spans = rec.spans
+        spans.append(
+            SpanData(
+                begun[0],
+                begun[1],
+                begun[2],
+                call.endpoint,
+                SERVER,
+                begun[3],
+                time_ns(),
+                self.service,
+                call.metadata.get("micro-namespace") or "micro",
+                status,
+                detail,
+                NO_ATTRIBUTES,
+            )
+        )
+        if len(spans) >= BATCH:
+            rec.full()
 
 
 class ClientTracing:
