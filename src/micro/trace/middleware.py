@@ -62,12 +62,13 @@ class ServerTracing:
         self.service = service
         self.recorder = rec or recorder
 
-    def begin(self, call: Call) -> tuple[str, str, str, int] | None:
-        """The span's (trace id, span id, parent id, start); ``None`` when not recorded."""
+    def begin(self, call: Call) -> SpanData | None:
+        """The span, made now and finished by :meth:`end`; ``None`` when not recorded."""
         rec = self.recorder
         if not rec.enabled:
             return None
-        raw = call.metadata.get(TRACEPARENT)
+        md = call.metadata
+        raw = md.get(TRACEPARENT)
         # parse(), inlined and checking the shape only: the digits of the ids are checked
         # where spans are read (record.valid), off the call's path.
         if raw is not None and len(raw) == 55 and raw[35] == "-" and raw[52] == "-":
@@ -82,38 +83,34 @@ class ServerTracing:
         # The span is current for the handler: left on the call, which the handler's
         # client calls, logs and spans find (a context variable costs ten times more).
         call.values[SERVING] = (trace_id, span_id, True)
-        return trace_id, span_id, parent_id, time_ns()
-
-    def end(
-        self,
-        call: Call,
-        begun: tuple[str, str, str, int] | None,
-        error: BaseException | None,
-    ) -> None:
-        """Record the span (when :meth:`begin` began one and spans are kept)."""
-        rec = self.recorder
-        if begun is None or not rec.sinks:
-            return
-        status, detail = (0, "") if error is None else status_of(error)
-        spans = rec.spans
-        spans.append(
-            SpanData(
-                begun[0],
-                begun[1],
-                begun[2],
-                call.endpoint,
-                SERVER,
-                begun[3],
-                time_ns(),
-                self.service,
-                call.metadata.get("micro-namespace") or "micro",
-                status,
-                detail,
-                NO_ATTRIBUTES,
-            )
+        return SpanData(
+            trace_id,
+            span_id,
+            parent_id,
+            call.endpoint,
+            SERVER,
+            time_ns(),
+            0,
+            self.service,
+            md.get("micro-namespace") or "micro",
+            0,
+            "",
+            NO_ATTRIBUTES,
         )
-        if len(spans) >= BATCH:
-            rec.full()
+
+    def end(self, call: Call, begun: SpanData | None, error: BaseException | None) -> None:
+        """Record the span (when :meth:`begin` began one and spans are kept)."""
+        if begun is None:
+            return
+        begun.end = time_ns()
+        if error is not None:
+            begun.status, begun.error = status_of(error)
+        rec = self.recorder
+        if rec.sinks:
+            spans = rec.spans
+            spans.append(begun)
+            if len(spans) >= BATCH:
+                rec.full()
 
 
 class ClientTracing:
