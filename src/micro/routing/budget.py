@@ -22,7 +22,7 @@ class RetryBudget:
     """A token bucket: ``ratio`` tokens per call, ``floor`` tokens at most from the clock,
     refilled at ``floor`` per ``window`` seconds."""
 
-    __slots__ = ("_from_calls", "_from_clock", "_last", "floor", "ratio", "window")
+    __slots__ = ("_cap", "_from_calls", "_from_clock", "_last", "floor", "ratio", "window")
 
     def __init__(self, ratio: float = 0.1, floor: float = 10.0, window: float = 10.0) -> None:
         self.ratio = ratio
@@ -31,11 +31,13 @@ class RetryBudget:
         self._from_calls = 0.0
         self._from_clock = floor
         self._last = time.monotonic()
+        # Capped, so a long quiet success cannot bank an unbounded burst of retries.
+        self._cap = max(floor, 100 * ratio)
 
     def deposit(self) -> None:
         """One call was made (its first attempt)."""
-        # Capped, so a long quiet success cannot bank an unbounded burst of retries.
-        self._from_calls = min(self._from_calls + self.ratio, max(self.floor, 100 * self.ratio))
+        banked = self._from_calls + self.ratio
+        self._from_calls = banked if banked < self._cap else self._cap
 
     def withdraw(self) -> bool:
         """Take a token for one retry; False when there is none left."""

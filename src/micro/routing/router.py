@@ -25,6 +25,7 @@ from typing import Final
 import msgspec
 
 from micro import errors
+from micro._bounded import BoundedDict
 from micro.routing.breaker import Breaker, CircuitOpen, counts
 from micro.routing.budget import RetryBudget
 from micro.routing.policy import Policies, Policy
@@ -34,7 +35,7 @@ from micro.wire.connection import Connection
 from micro.wire.pool import Pool
 from micro.wire.stream import Stream
 
-__all__ = ["Router"]
+__all__ = ["Plan", "Router"]
 
 _RETRIED: Final = frozenset({502, 503, 504})
 """Answers after which an idempotent call is made again (the callee failed, not the call)."""
@@ -43,6 +44,27 @@ _MAX_BREAKERS: Final = 4096
 """Node breakers kept before those not open are forgotten."""
 
 Key = tuple[str, str]
+
+_PLANS_BYTES: Final = 4 * 1024 * 1024
+"""What the plans may take (keyed by what callers name: endpoints of known services)."""
+
+
+class Plan:
+    """What a call to one endpoint needs of the router, worked out once per route and
+    policy version rather than per call: the route, its key, the endpoint's policy, the
+    service's retry budget, and whether the endpoint is idempotent."""
+
+    __slots__ = ("budget", "idempotent", "key", "policy", "route", "version")
+
+    def __init__(
+        self, route: Route, key: Key, policy: Policy, budget: RetryBudget, version: int
+    ) -> None:
+        self.route = route
+        self.key = key
+        self.policy = policy
+        self.budget = budget
+        self.version = version
+        self.idempotent = False
 
 
 class Router:
@@ -68,6 +90,7 @@ class Router:
         self._services: dict[Key, Breaker] = {}
         self._budgets: dict[Key, RetryBudget] = {}
         self._not_self: dict[str, tuple[Route, tuple[str, ...]]] = {}
+        self._plans: BoundedDict[tuple[str, str, str], Plan] = BoundedDict(_PLANS_BYTES)
 
     def set_self(self, is_self: Callable[[str], bool]) -> None:
         """Never route to an address ``is_self`` names (the proxy's own: it would loop)."""
@@ -87,6 +110,23 @@ class Router:
         cached = self.table.cached(service, namespace)
         return cached or await self.table.wait_lookup(service, namespace, timeout_ms, who=self.who)
 
+    def plan(self, service: str, namespace: str, endpoint: str) -> Plan | None:
+        """The plan of a call (no await: the hot path); ``None`` when the route is not
+        cached (see :meth:`route`)."""
+        route = self.table.cached(service, namespace)
+        if route is None:
+            return None
+        found = self._plans.get((namespace, service, endpoint))
+        version = self.policies.version
+        if found is not None and found.route is route and found.version == version:
+            return found
+        key = key_of(service, namespace)
+        policy = self.policies.get(key[0], service, endpoint)
+        made = Plan(route, key, policy, self.budget(key, policy), version)
+        made.idempotent = route.idempotent(endpoint)
+        self._plans.set((namespace, service, endpoint), made)
+        return made
+
     def policy(self, namespace: str, service: str, endpoint: str) -> Policy:
         """The resilience policy of one endpoint."""
         return self.policies.get(key_of(service, namespace)[0], service, endpoint)
@@ -97,7 +137,13 @@ class Router:
         if not self._nodes and not self._services and not exclude:
             # No breaker anywhere (a breaker goes at its node's first success): round robin,
             # as below, without looking at breakers that are not there.
-            nodes = route.nodes if self._is_self is None else self._callable(route)
+            if self._is_self is None:
+                nodes = route.nodes
+            else:  # (_callable(), its cache hit inlined)
+                known = self._not_self.get(route.service)
+                nodes = (
+                    known[1] if known is not None and known[0] is route else self._callable(route)
+                )
             if nodes:
                 start = self._next.get(key, 0)
                 self._next[key] = start + 1

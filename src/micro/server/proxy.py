@@ -31,7 +31,6 @@ import msgspec
 from micro import errors
 from micro.auth.door import Door
 from micro.routing import CORE_SERVICES, Router
-from micro.routing.table import key_of
 from micro.server.relay import Upward
 from micro.trace.edges import forward_failed, forward_span
 from micro.trace.span import Span
@@ -166,13 +165,12 @@ class Forwarder:
                 return ""
         namespace = metadata.get("micro-namespace") or "micro"
         router = self.router
-        route = router.table.cached(service, namespace)
-        if route is None or route.idempotent(endpoint):
+        plan = router.plan(service, namespace, endpoint)
+        if plan is None or plan.idempotent:
             return ""
-        policy = router.policy(namespace, service, endpoint)
-        key = key_of(service, namespace)
+        policy, key = plan.policy, plan.key
         try:
-            address = router.pick(route, key, policy)
+            address = router.pick(plan.route, key, policy)
         except errors.MicroError:
             return ""
         up = router.pool.get_nowait(address)
@@ -189,7 +187,7 @@ class Forwarder:
         left = policy.deadline(asked)
         if left != asked and left is not None:
             header = msgspec.structs.replace(header, timeout=left * 1000)
-        router.budget(key, policy).deposit()
+        plan.budget.deposit()
         relay = Upward(router, key, address, policy, conn, stream_id)
         relay.span = forward_span(header)  # (sent on in the header's metadata)
         conn.streams[stream_id] = relay.down_end
