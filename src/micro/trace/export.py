@@ -41,9 +41,13 @@ def rpc_sink(client: Client) -> Sink:
     from micro.trace.proto import RecordRequest
 
     async def sink(batch: list[SpanData]) -> None:
-        by_namespace: dict[str, list[SpanData]] = {}
-        for span in batch:
-            by_namespace.setdefault(span.namespace, []).append(span)
+        first = batch[0].namespace
+        if all(span.namespace == first for span in batch):  # a service's usual batch
+            by_namespace = {first: batch}
+        else:
+            by_namespace = {}
+            for span in batch:
+                by_namespace.setdefault(span.namespace, []).append(span)
         for namespace, spans in by_namespace.items():
             await client.call(
                 "trace",
