@@ -117,19 +117,18 @@ class Router:
         if route is None:
             return None
         found = self._plans.get((namespace, service, endpoint))
-        version = self.policies.version
-        if found is not None and found.route is route and found.version == version:
+        if found is not None and found.route is route and found.version == self.policies.version:
             return found
-        key = key_of(service, namespace)
-        policy = self.policies.get(key[0], service, endpoint)
-        made = Plan(route, key, policy, self.budget(key, policy), version)
-        made.idempotent = route.idempotent(endpoint)
+        made = self._plan_of(route, namespace, endpoint)
         self._plans.set((namespace, service, endpoint), made)
         return made
 
-    def policy(self, namespace: str, service: str, endpoint: str) -> Policy:
-        """The resilience policy of one endpoint."""
-        return self.policies.get(key_of(service, namespace)[0], service, endpoint)
+    def _plan_of(self, route: Route, namespace: str, endpoint: str) -> Plan:
+        key = key_of(route.service, namespace)
+        policy = self.policies.get(key[0], route.service, endpoint)
+        made = Plan(route, key, policy, self.budget(key, policy), self.policies.version)
+        made.idempotent = route.idempotent(endpoint)
+        return made
 
     def pick(self, route: Route, key: Key, policy: Policy, exclude: Iterable[str] = ()) -> str:
         """The next node for a call; CircuitOpen when the service's breaker, or every
@@ -270,18 +269,18 @@ class Router:
         (``header.timeout`` is capped by it); the response body or the last error.
         ``first``: the node already picked for the first attempt, if any."""
         service, endpoint = header.service, header.endpoint
-        key = key_of(service, namespace)
-        route = await self.route(service, namespace, header.timeout)
-        policy = self.policy(namespace, service, endpoint)
+        plan = self.plan(service, namespace, endpoint) or self._plan_of(
+            await self.route(service, namespace, header.timeout), namespace, endpoint
+        )
+        route, key, policy, budget = plan.route, plan.key, plan.policy, plan.budget
         asked = header.timeout / 1000 if header.timeout > 0 else None
         left = policy.deadline(asked)
         if left != asked and left is not None:
             header = msgspec.structs.replace(header, timeout=left * 1000)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + left if left is not None else None
-        budget = self.budget(key, policy)
         budget.deposit()
-        idempotent = route.idempotent(endpoint)
+        idempotent = plan.idempotent
         tried: list[str] = []
         retries = 0
         last: errors.MicroError | None = None
@@ -331,9 +330,10 @@ class Router:
     ) -> Connection:
         """A connection to a node of ``service`` for a stream (only a refused connection is
         tried again, on the next node: a stream is never replayed)."""
-        key = key_of(service, namespace)
-        route = await self.route(service, namespace, timeout_ms)
-        policy = self.policy(namespace, service, endpoint)
+        plan = self.plan(service, namespace, endpoint) or self._plan_of(
+            await self.route(service, namespace, timeout_ms), namespace, endpoint
+        )
+        route, key, policy = plan.route, plan.key, plan.policy
         tried: list[str] = []
         while True:
             address = self.pick(route, key, policy, tried)
