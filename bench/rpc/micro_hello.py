@@ -6,7 +6,7 @@
                  the proxy's address, so the client's calls go through the proxy hop.
 ``serve-proxy-untraced``  ``serve-proxy`` with ``MICRO_TRACE_SAMPLE=0`` (no spans recorded).
 ``serve-traced`` ``serve`` with tracing on, sampled 100% (a service's default): the
-                 server's tracing middleware, spans exported in batches by the recorder
+                 server's tracing observer, spans exported in batches by the recorder
                  (encoded as ``Trace.Record`` would send them; the socket write is left out).
 
 All print ``READY <host:port>``. The client sends msgpack, the default of Python callers.

@@ -1,8 +1,8 @@
 """The cost of tracing per direct RPC call, counted rather than timed.
 
 Client and server in one process over loopback TCP, ``--calls`` calls at ``--concurrency``
-in flight, with tracing off or on (sampled 100%: the client's and the server's middleware,
-the recorder flushing batches encoded as ``Trace.Record`` sends them). Under
+in flight, with tracing off or on (sampled 100%: the client's middleware and the server's
+observer, the recorder flushing batches encoded as ``Trace.Record`` sends them). Under
 ``valgrind --tool=callgrind`` the instruction counts of the two modes compare the CPU
 work of a call with and without tracing whatever else the machine is doing (a busy
 machine makes the timed benchmark's ratios noisy)::
