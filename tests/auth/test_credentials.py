@@ -176,10 +176,11 @@ def test_many_proxies_namespaces_and_accounts(home: Path) -> None:
         ("tls://proxy.example.com:443", "micro", "admin"),
         ("unix:/tmp/x.sock", "a/b", "odd%id:x@y"),
     ]
-    for i, key in enumerate(keys):
-        file.put(*key, token(str(i), 600))
-    for i, key in enumerate(keys):
-        assert file.get(*key) == token(str(i), 600)
+    saved = [token(str(i), 600) for i in range(len(keys))]  # (made once: a second may turn)
+    for key, one in zip(keys, saved, strict=True):
+        file.put(*key, one)
+    for key, one in zip(keys, saved, strict=True):
+        assert file.get(*key) == one
     assert [login.key for login in file.logins()] == keys
     file.put(PROXY, "micro", "admin", token("again", 600))  # moves to the end
     assert file.logins()[-1].key == (PROXY, "micro", "admin")
