@@ -14,7 +14,7 @@ import pytest
 from tests.rpc.greeter_service import SERVICE, Greeter, Probe, Req, Resp, WatchedServer
 
 from micro import codec, errors
-from micro.rpc import Client, ClientStream, endpoints_of
+from micro.rpc import Client, ClientStream, Server, endpoints_of
 from micro.wire import frames
 from micro.wire.pool import Pool
 from micro.wire.stream import DEFAULT_WINDOW
@@ -641,3 +641,41 @@ async def test_tls_with_a_private_ca(tmp_path: Path, over: str) -> None:
         await stranger.close()
         await server.stop(grace=0)
     assert resp == Resp("hello tls")
+
+
+async def test_observers_are_told_of_each_call_in_order_with_its_outcome(
+    greeter: Greeter,
+) -> None:
+    told: list[tuple[Any, ...]] = []
+
+    class Watch:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def begin(self, call: Any) -> str:
+            told.append(("begin", self.name, call.endpoint))
+            return self.name
+
+        def end(self, call: Any, begun: str, error: BaseException | None) -> None:
+            told.append(("end", begun, type(error).__name__ if error else None))
+
+    server = Server(observers=[Watch("a"), Watch("b"), Watch("c")])
+    server.add(SERVICE, endpoints_of(greeter))
+    client = Client(proxy=str(await server.start("127.0.0.1:0")), timeout=BOUND)
+    try:
+        await client.call(SERVICE, "Greeter.Hello", Req("x"))
+        with pytest.raises(errors.MicroError):
+            await client.call(SERVICE, "Greeter.Broken", Req("x"))
+    finally:
+        await client.close()
+        await server.stop(grace=0)
+    first, second = told[:6], told[6:]
+    assert first == [
+        ("begin", "a", "Greeter.Hello"),
+        ("begin", "b", "Greeter.Hello"),
+        ("begin", "c", "Greeter.Hello"),
+        ("end", "c", None),
+        ("end", "b", None),
+        ("end", "a", None),
+    ]
+    assert second[3:] == [("end", name, "ValueError") for name in "cba"]

@@ -73,10 +73,9 @@ def _one_observer(observers: Sequence[Observer]) -> Observer | None:
     and nothing more (a loop over a list of them cost as much as an observer)."""
     if not observers:
         return None
-    if len(observers) == 1:
-        return observers[0]
-    first, *rest = observers
-    return _Pair(first, _one_observer(rest) or first)
+    head, *rest = observers
+    tail = _one_observer(rest)
+    return head if tail is None else _Pair(head, tail)
 
 
 class _Pair:
