@@ -267,3 +267,15 @@ def test_the_byte_bound_lets_the_oldest_batch_of_any_namespace_go() -> None:
     store.add([_span("busy", f"{2:032x}", size=1000)])
     assert store.search("old") == []
     assert len(store.search("busy")) == 2
+
+
+def test_a_quiet_namespace_does_not_make_a_busy_ones_let_go_batches_pile_up() -> None:
+    # The quiet namespace's one batch stays first in the order of all batches; the busy
+    # namespace's batches go by its own trace bound behind it, and must not be kept.
+    store = TraceStore(max_traces=2, max_bytes=10**9)
+    store.add([_span("quiet", T)])
+    for i in range(5000):
+        store.add([_span("busy", f"{i + 1:032x}")])
+    assert len(store._order) < 200
+    assert [t.id for t in store.search("quiet")] == [T]
+    assert [t.id for t in store.search("busy")] == [f"{5000:032x}", f"{4999:032x}"]

@@ -123,6 +123,8 @@ class TraceStore:
         self._namespaces: dict[str, _Namespace] = {}
         self._order: deque[tuple[_Namespace, _Batch]] = deque()
         """Every namespace's batches, oldest first (those already let go are skipped)."""
+        self._gone = 0
+        """Entries of :attr:`_order` let go by their namespace's bound, not yet removed."""
 
     def __len__(self) -> int:
         """Traces kept (indexes every namespace: for tests and the odd look)."""
@@ -157,15 +159,24 @@ class TraceStore:
         self.size += batch.size
         while ns.traces > self.max_traces and len(ns.batches) > 1:
             self.size -= ns.pop_oldest().size
+            self._gone += 1
         order = self._order
         while self.size > self.max_bytes and order:
             owner, oldest = order.popleft()
-            if not oldest.gone:
-                self.size -= owner.pop_oldest().size
-                if not owner.batches:
-                    del self._namespaces[owner.name]
+            if oldest.gone:
+                self._gone -= 1
+                continue
+            self.size -= owner.pop_oldest().size
+            if not owner.batches:
+                del self._namespaces[owner.name]
         while order and order[0][1].gone:
             order.popleft()
+            self._gone -= 1
+        if self._gone > 64 and self._gone > len(order) // 2:
+            # A quiet namespace's old batch at the front keeps a busy one's let-go batches
+            # behind it: drop them all at once (amortised, so the order stays bounded).
+            self._order = deque(entry for entry in order if not entry[1].gone)
+            self._gone = 0
 
     def get(self, namespace: str, trace_id: str) -> list[SpanData]:
         """The spans of one trace of ``namespace``, earliest first ([] when unknown)."""
@@ -200,6 +211,7 @@ class TraceStore:
         """Forget everything (the block's backend interface)."""
         self._namespaces.clear()
         self._order.clear()
+        self._gone = 0
         self.size = 0
 
 
