@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import msgspec
 
@@ -274,29 +275,13 @@ class Forwarder:
         self, header: frames.RequestHeader, body: bytes, *, first: str = ""
     ) -> bytes:
         """:meth:`unary` in a span of the proxy's (for callers with no span of the edge's)."""
-        span = self._span(header)
-        try:
-            data = await self.unary(header, body, first=first)
-        except BaseException as exc:
-            if span is not None:
-                forward_failed(span, exc)
-            raise
-        if span is not None:
-            span.end()
-        return data
+        span = self._span(header)  # (before the call starts: it sends the span on)
+        return await _traced(span, self.unary(header, body, first=first))
 
     async def traced_stream(self, header: frames.RequestHeader, first: bytes | None) -> Stream:
         """:meth:`open_stream` in a span of the proxy's."""
         span = self._span(header)
-        try:
-            stream = await self.open_stream(header, first)
-        except BaseException as exc:
-            if span is not None:
-                forward_failed(span, exc)
-            raise
-        if span is not None:
-            span.end()
-        return stream
+        return await _traced(span, self.open_stream(header, first))
 
     async def _forward_unary(
         self,
@@ -339,6 +324,22 @@ class Forwarder:
             if pump is not None:
                 pump.cancel()
             down.conn.forget(down.id, down)
+
+
+T = TypeVar("T")
+
+
+async def _traced(span: Span | None, work: Awaitable[T]) -> T:
+    """Await ``work``, ending ``span`` (if any) with its outcome."""
+    try:
+        result = await work
+    except BaseException as exc:
+        if span is not None:
+            forward_failed(span, exc)
+        raise
+    if span is not None:
+        span.end()
+    return result
 
 
 def _hops(metadata: dict[str, str]) -> int:

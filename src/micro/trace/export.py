@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from micro.settings import Settings
-from micro.trace.record import Recorder, Sink, SpanData, recorder
+from micro.trace.record import Recorder, Sink, SpanData, by_namespace, recorder
 from micro.trace.store import TraceStore
 
 if TYPE_CHECKING:
@@ -41,14 +41,7 @@ def rpc_sink(client: Client) -> Sink:
     from micro.trace.proto import RecordRequest
 
     async def sink(batch: list[SpanData]) -> None:
-        first = batch[0].namespace
-        if all(span.namespace == first for span in batch):  # a service's usual batch
-            by_namespace = {first: batch}
-        else:
-            by_namespace = {}
-            for span in batch:
-                by_namespace.setdefault(span.namespace, []).append(span)
-        for namespace, spans in by_namespace.items():
+        for namespace, spans in by_namespace(batch).items():
             await client.call(
                 "trace",
                 "Trace.Record",

@@ -105,12 +105,7 @@ class ServerTracing:
         begun.end = time_ns()
         if error is not None:
             begun.status, begun.error = status_of(error)
-        rec = self.recorder
-        if rec.sinks:
-            spans = rec.spans
-            spans.append(begun)
-            if len(spans) >= BATCH:
-                rec.full()
+        self.recorder.add(begun)
 
 
 class ClientTracing:

@@ -36,6 +36,7 @@ __all__ = [
     "Recorder",
     "Sink",
     "SpanData",
+    "by_namespace",
     "recorder",
     "valid",
 ]
@@ -99,6 +100,20 @@ def valid(span: SpanData) -> bool:
         and trace_id != _ZERO_TRACE
         and span_id != _ZERO_SPAN
     )
+
+
+def by_namespace(spans: list[SpanData]) -> dict[str, list[SpanData]]:
+    """``spans`` grouped by the namespace each was recorded in (the list itself, not a copy,
+    when they share one: a service's usual batch)."""
+    if not spans:
+        return {}
+    first = spans[0].namespace
+    if all(span.namespace == first for span in spans):
+        return {first: spans}
+    groups: dict[str, list[SpanData]] = {}
+    for span in spans:
+        groups.setdefault(span.namespace, []).append(span)
+    return groups
 
 
 Sink = Callable[[list[SpanData]], Awaitable[None]]

@@ -27,7 +27,7 @@ from micro.trace.context import (
     new_trace_id,
 )
 from micro.trace.middleware import NO_ATTRIBUTES, status_of
-from micro.trace.record import BATCH, INTERNAL, Recorder, SpanData, recorder
+from micro.trace.record import INTERNAL, Recorder, SpanData, recorder
 
 __all__ = ["Span", "span", "start"]
 
@@ -61,11 +61,7 @@ class Span(msgspec.Struct, gc=False):
 
     def end(self, status: int = 0, error: str = "") -> None:
         """Record the span as finished now."""
-        rec = self.recorder
-        if not rec.sinks:  # (Recorder.add, inlined: the proxy ends a span per call)
-            return
-        spans = rec.spans
-        spans.append(
+        self.recorder.add(
             SpanData(
                 self.trace_id,
                 self.span_id,
@@ -81,8 +77,6 @@ class Span(msgspec.Struct, gc=False):
                 self.attributes,
             )
         )
-        if len(spans) >= BATCH:
-            rec.full()
 
     def fail(self, exc: BaseException) -> None:
         """Record the span as failed with ``exc``."""

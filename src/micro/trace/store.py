@@ -28,7 +28,7 @@ from typing import Final
 import msgspec
 
 from micro.trace.proto import Summary
-from micro.trace.record import CLIENT, SpanData, valid
+from micro.trace.record import CLIENT, SpanData, by_namespace, valid
 
 __all__ = ["MAX_SPANS", "TraceStore", "span_size"]
 
@@ -135,17 +135,11 @@ class TraceStore:
         the server records itself, in the namespace its door checked)."""
         if not spans:
             return
-        if namespace is None:
-            first = spans[0].namespace
-            if any(span.namespace != first for span in spans):
-                groups: dict[str, list[SpanData]] = {}
-                for span in spans:
-                    groups.setdefault(span.namespace, []).append(span)
-                for name, group in groups.items():
-                    self._keep(name, group)
-                return
-            namespace = first
-        self._keep(namespace, spans)
+        if namespace is not None:
+            self._keep(namespace, spans)
+            return
+        for name, group in by_namespace(spans).items():
+            self._keep(name, group)
 
     def _keep(self, name: str, spans: list[SpanData]) -> None:
         ns = self._namespaces.get(name)
